@@ -1,0 +1,1236 @@
+"""The :class:`Ledger`: the one facade for recording and reading case management.
+
+Every verb validates its command, loads the aggregates it needs, asks the pure
+decision functions for the event to record, and appends it in one transaction
+together with everything derived from it (idempotency key, and whatever hooks are
+installed). A refused command raises a :class:`~caseledger.errors.CaseLedgerError`
+and writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from caseledger import case as rules
+from caseledger import codec
+from caseledger import commands as c
+from caseledger.aggregate import Aggregate
+from caseledger.case import Case
+from caseledger.errors import (
+    AlreadyExists,
+    CaseNotFound,
+    ConcurrencyError,
+    ConsentNotFound,
+    HouseholdNotFound,
+    IdempotencyConflict,
+    InvalidInput,
+    MeetingNotFound,
+    OrganisationNotFound,
+    RuleViolation,
+    StageError,
+    TimeError,
+    WorkerNotFound,
+)
+from caseledger.events import (
+    AgendaItem,
+    CaseEvent,
+    CaseMeetingHeld,
+    CaseOpened,
+    ConsentGranted,
+    ConsentWithdrawn,
+    ConsultationRecorded,
+    Event,
+    HouseholdDiscovered,
+    OrganisationRegistered,
+    WorkerRegistered,
+)
+from caseledger.household import Household
+from caseledger.meeting import CaseMeeting
+from caseledger.registry import Organisation, Worker, organisation_id, worker_id
+from caseledger.store import Dialect, EventStore, Notification, StoredEvent, Tx, open_store
+from caseledger.values import (
+    TAXONOMY_VERSION,
+    Channel,
+    CheckDecision,
+    CheckMethod,
+    ClosureReason,
+    ConsentScope,
+    ConsultationMethod,
+    ConsultationOutcome,
+    Level,
+    MeetingAttendee,
+    MeetingDecision,
+    MeetingKind,
+    Member,
+    NeedDomain,
+    NeedRating,
+    PersonalData,
+    PlannedService,
+    RiskRating,
+    Role,
+    Sector,
+    ServiceKind,
+    Track,
+)
+
+__all__ = ["DEFAULT_POLICY_VERSION", "Ledger", "LogEntry", "retry"]
+
+#: The authority policy version stored on events when no other policy is installed.
+DEFAULT_POLICY_VERSION = "default-2026.1"
+
+#: How far in the future ``at`` may lie, for clocks that disagree a little.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+
+_SYSTEM = "system"
+_A = TypeVar("_A", bound=Aggregate)
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One event of the whole log with its log position (1, 2, 3, ...)."""
+
+    position: int
+    event: Event
+
+
+class _IdempotencyHook:
+    """Writes idempotency keys in the same transaction as the events they produced."""
+
+    def create_statements(self, dialect: Dialect) -> list[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS caseledger_idempotency ("
+            "key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, result TEXT NOT NULL)"
+        ]
+
+    def after_insert(
+        self,
+        tx: Tx,
+        records: Sequence[StoredEvent],
+        positions: Sequence[int],
+        context: dict[str, Any],
+    ) -> None:
+        rows = context.get("idempotency")
+        if rows:
+            tx.executemany(
+                "INSERT INTO caseledger_idempotency (key, fingerprint, result) VALUES (?,?,?)",
+                rows,
+            )
+
+
+class _UnitOfWork:
+    """Aggregates changed and events produced by the commands of one transaction."""
+
+    def __init__(self) -> None:
+        self.working: dict[UUID, Aggregate] = {}
+        self.events: list[Event] = []
+        self.idempotency: list[tuple[str, str, str]] = []
+        self.results: dict[str, str] = {}
+
+
+def _fingerprint(cmd: Any) -> str:
+    data = cmd.model_dump(mode="json", exclude={"idempotency_key"})
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def retry(
+    func: Callable[[], _T], *, attempts: int = 5, backoff: float = 0.01
+) -> _T:
+    """Call ``func`` until it does not raise :class:`ConcurrencyError` (at most ``attempts``).
+
+    ``func`` must decide afresh each time (call ledger verbs inside it, not before)::
+
+        caseledger.retry(lambda: ledger.check_service(case_id, link_id=..., by=..., at=...))
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return func()
+        except ConcurrencyError:
+            if attempt == attempts:
+                raise
+            time.sleep(backoff * attempt)
+    msg = "attempts must be at least 1"  # pragma: no cover - loop always returns or raises
+    raise ValueError(msg)
+
+
+class Ledger:
+    """An event-sourced ledger of integrated case management.
+
+    Open one with :meth:`Ledger.open`::
+
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+        from caseledger import Ledger, Sector, Role, Channel
+
+        kst = ZoneInfo("Asia/Seoul")
+        with Ledger.open(":memory:") as ledger:
+            ledger.register_organisation("jungang-dong", name="중앙동 행정복지센터",
+                                         sector=Sector.PUBLIC, dong="중앙동", district="동두천시",
+                                         at=datetime(2022, 1, 3, tzinfo=kst))
+            ledger.register_worker("officer-1", organisation="jungang-dong",
+                                   role=Role.DONG_OFFICER, at=datetime(2022, 1, 3, tzinfo=kst))
+            household = ledger.discover_household(dong="중앙동", district="동두천시",
+                                                  channel=Channel.OUTREACH_VISIT, by="officer-1",
+                                                  at=datetime(2022, 9, 20, tzinfo=kst))
+
+    Every verb takes ``by=`` (the acting worker's code) and ``at=`` (when it happened:
+    timezone-aware, not in the future) and an optional ``idempotency_key=``.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        policy_version: str = DEFAULT_POLICY_VERSION,
+        cache_size: int = 20_000,
+    ) -> None:
+        self._store = store
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.policy_version = policy_version
+        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._cache_size = cache_size
+        self._uow: _UnitOfWork | None = None
+        self._handlers: dict[type[Any], Callable[[Any, _UnitOfWork], Any]] = {
+            c.RegisterOrganisation: self._register_organisation,
+            c.RegisterWorker: self._register_worker,
+            c.DiscoverHousehold: self._discover_household,
+            c.RecordConsultation: self._record_consultation,
+            c.OpenCase: self._open_case,
+            c.AssessNeeds: self._case_command(rules.decide_assess),
+            c.Reassess: self._case_command(rules.decide_reassess),
+            c.HoldMeeting: self._hold_meeting,
+            c.Classify: self._classify,
+            c.AgreePlan: self._case_command(rules.decide_agree_plan),
+            c.LinkService: self._link_service,
+            c.Refer: self._refer,
+            c.RespondToReferral: self._with_actor(rules.decide_respond),
+            c.CompleteReferral: self._with_actor(rules.decide_complete_referral),
+            c.RevokeReferral: self._with_actor(rules.decide_revoke_referral),
+            c.CheckService: self._case_command(rules.decide_check),
+            c.RecordSupervision: self._case_command(rules.decide_supervision),
+            c.CloseCase: self._close_case,
+            c.FollowUp: self._case_command(rules.decide_follow_up),
+            c.ReopenCase: self._reopen_case,
+            c.TransferCase: self._transfer_case,
+            c.GrantConsent: self._grant_consent,
+            c.WithdrawConsent: self._withdraw_consent,
+        }
+        store.add_hook(_IdempotencyHook())
+
+    # -- opening and closing ---------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str | Path | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        policy_version: str = DEFAULT_POLICY_VERSION,
+    ) -> Ledger:
+        """Open the ledger at ``url``, creating it if needed.
+
+        ``url`` is a file path (SQLite; default ``$CASELEDGER_DB`` or ``./caseledger.db``),
+        ``":memory:"`` (SQLite in memory, for tests) or ``postgresql://user@host/db``.
+        ``clock`` returns the current time (timezone-aware); it stamps ``recorded_at``.
+        """
+        if url is None:
+            url = os.environ.get("CASELEDGER_DB") or None
+        return cls(open_store(url), clock=clock, policy_version=policy_version)
+
+    @property
+    def store(self) -> EventStore:
+        """The event store underneath (for extensions; prefer the verbs)."""
+        return self._store
+
+    def close(self) -> None:
+        """Close the connections to the store."""
+        self._store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Ledger {self._store.display}>"
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Record every command in the block in one transaction.
+
+        Commands inside see each other's effects. If the block raises, nothing from it
+        is written; if it completes, everything is. Use it for imports and bulk loads::
+
+            with ledger.batch():
+                for row in rows:
+                    ledger.link_service(...)
+        """
+        if self._uow is not None:
+            yield  # nested: part of the enclosing batch
+            return
+        uow = self._uow = _UnitOfWork()
+        try:
+            yield
+        finally:
+            self._uow = None
+        self._commit(uow)
+
+    def _commit(self, uow: _UnitOfWork) -> None:
+        if not uow.events:
+            return
+        records = [codec.encode(e) for e in uow.events]
+        context = {"idempotency": uow.idempotency, "events": uow.events}
+        try:
+            self._store.append(records, context)
+        except ConcurrencyError:
+            for aggregate_id in uow.working:
+                self._cache.pop(aggregate_id, None)
+            raise
+        for aggregate_id, aggregate in uow.working.items():
+            self._remember(aggregate_id, aggregate)
+
+    def execute(self, command: Any) -> Any:
+        """Execute a command model (see :mod:`caseledger.commands`) and return its result.
+
+        This is what every verb calls; the JSON-lines import calls it too.
+        """
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            msg = f"not a caseledger command: {type(command).__name__}"
+            raise InvalidInput(msg)
+        key = command.idempotency_key
+        fingerprint = ""
+        if key is not None:
+            fingerprint = _fingerprint(command)
+            found = self._idempotent_result(key, fingerprint)
+            if found is not None:
+                return self._result_from(found)
+        self._check_time(command.at)
+        if self._uow is not None:
+            result = handler(command, self._uow)
+            if key is not None:
+                self._note_key(self._uow, key, fingerprint, result)
+            return result
+        uow = _UnitOfWork()
+        self._uow = uow
+        try:
+            result = handler(command, uow)
+            if key is not None:
+                self._note_key(uow, key, fingerprint, result)
+        finally:
+            self._uow = None
+        try:
+            self._commit(uow)
+        except ConcurrencyError:
+            if key is not None:
+                found = self._idempotent_result(key, fingerprint)
+                if found is not None:
+                    return self._result_from(found)
+            raise
+        return result
+
+    def _note_key(self, uow: _UnitOfWork, key: str, fingerprint: str, result: Any) -> None:
+        if isinstance(result, Event):
+            stored = json.dumps({"event": [str(result.originator_id), result.originator_version]})
+        else:
+            stored = json.dumps({"value": str(result), "type": type(result).__name__})
+        uow.idempotency.append((key, fingerprint, stored))
+        uow.results[key] = fingerprint + "\n" + stored
+
+    def _idempotent_result(self, key: str, fingerprint: str) -> str | None:
+        found: str | None = None
+        if self._uow is not None and key in self._uow.results:
+            stored_fp, found = self._uow.results[key].split("\n", 1)
+        else:
+            rows = self._store.query(
+                "SELECT fingerprint, result FROM caseledger_idempotency WHERE key = ?", (key,)
+            )
+            if not rows:
+                return None
+            stored_fp, found = rows[0]
+        if stored_fp != fingerprint:
+            msg = (
+                f"idempotency key {key!r} was already used for a different command; "
+                "use a new key for a new command"
+            )
+            raise IdempotencyConflict(msg)
+        return found
+
+    def _result_from(self, stored: str) -> Any:
+        data = json.loads(stored)
+        if "event" in data:
+            originator_id, version = data["event"]
+            records = self._store.read_aggregate(UUID(originator_id), after_version=version - 1)
+            return codec.decode(records[0])
+        if data["type"] == "UUID":
+            return UUID(data["value"])
+        return data["value"]
+
+    def _check_time(self, at: datetime) -> None:
+        now = self._clock()
+        if at > now + CLOCK_TOLERANCE:
+            msg = f"at={at.isoformat()} is in the future (now {now.isoformat()}); record what happened"
+            raise TimeError(msg)
+
+    # -- loading aggregates ----------------------------------------------------------------
+
+    def _remember(self, aggregate_id: UUID, aggregate: Aggregate) -> None:
+        self._cache[aggregate_id] = aggregate
+        self._cache.move_to_end(aggregate_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _load(self, cls: type[_A], aggregate_id: UUID) -> _A | None:
+        """The current state of an aggregate, or None if it has no events."""
+        uow = self._uow
+        if uow is not None and aggregate_id in uow.working:
+            found = uow.working[aggregate_id]
+            return found if isinstance(found, cls) else None
+        cached = self._cache.get(aggregate_id)
+        after = cached.version if isinstance(cached, cls) else 0
+        records = self._store.read_aggregate(aggregate_id, after_version=after or None)
+        if not records:
+            return cached if isinstance(cached, cls) and cached.version else None
+        state = cached.clone() if isinstance(cached, cls) and after else cls(aggregate_id)
+        for record in records:
+            state.apply(codec.decode(record))
+        if not _is_kind(state):
+            return None
+        self._remember(aggregate_id, state)
+        return state
+
+    def _working(self, aggregate: _A, uow: _UnitOfWork) -> _A:
+        found = uow.working.get(aggregate.id)
+        if found is None:
+            found = uow.working[aggregate.id] = aggregate.clone()
+        return found  # type: ignore[return-value]
+
+    def _case(self, case_id: UUID) -> Case:
+        found = self._load(Case, case_id)
+        if found is None:
+            msg = f"case {case_id} does not exist in this ledger"
+            raise CaseNotFound(msg)
+        return found
+
+    def _household(self, household_id: UUID) -> Household:
+        found = self._load(Household, household_id)
+        if found is None:
+            msg = f"household {household_id} was not discovered in this ledger"
+            raise HouseholdNotFound(msg)
+        return found
+
+    def _meeting(self, meeting_id: UUID) -> CaseMeeting:
+        found = self._load(CaseMeeting, meeting_id)
+        if found is None:
+            msg = f"meeting {meeting_id} was not held in this ledger"
+            raise MeetingNotFound(msg)
+        return found
+
+    def _organisation(self, code: str) -> Organisation:
+        found = self._load(Organisation, organisation_id(code))
+        if found is None:
+            msg = f"organisation {code!r} is not registered; register_organisation first"
+            raise OrganisationNotFound(msg)
+        return found
+
+    def _worker(self, code: str) -> Worker:
+        found = self._load(Worker, worker_id(code))
+        if found is None:
+            msg = f"worker {code!r} is not registered; register_worker first"
+            raise WorkerNotFound(msg)
+        return found
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _record(
+        self,
+        uow: _UnitOfWork,
+        aggregate: Aggregate,
+        cls: type[Event],
+        fields: dict[str, Any],
+        cmd: Any,
+        actor: Worker | None = None,
+    ) -> Event:
+        """Build the next event of ``aggregate``, apply it to the working copy, queue it."""
+        if actor is None and cmd.by != _SYSTEM:
+            actor = self._worker(cmd.by)
+        if actor is None and cmd.by == _SYSTEM and cls not in _SYSTEM_EVENTS:
+            raise WorkerNotFound("worker 'system' may only register organisations and workers")
+        working = self._working(aggregate, uow)
+        envelope: dict[str, Any] = {
+            "originator_id": working.id,
+            "originator_version": working.version + 1,
+            "occurred_at": cmd.at,
+            "recorded_at": self._clock(),
+            "actor": cmd.by,
+            "organisation": actor.organisation if actor is not None else _SYSTEM,
+            "policy_version": self.policy_version,
+            "taxonomy_version": TAXONOMY_VERSION,
+        }
+        if isinstance(working, Case) and working.version:
+            envelope["household_id"] = working.household_id
+            if cmd.at < working.discovered_at:
+                msg = (
+                    f"at={cmd.at.isoformat()} is before the household was discovered "
+                    f"({working.discovered_at.isoformat()})"
+                )
+                raise TimeError(msg)
+        elif isinstance(working, Household) and working.version:
+            if cmd.at < working.discovered_at:
+                msg = (
+                    f"at={cmd.at.isoformat()} is before the household was discovered "
+                    f"({working.discovered_at.isoformat()})"
+                )
+                raise TimeError(msg)
+        try:
+            event = cls(**envelope, **fields)
+        except ValidationError as e:
+            raise _invalid(e) from None
+        working.apply(event)
+        uow.events.append(event)
+        return event
+
+    def _new(self, cls: type[_A], aggregate_id: UUID | None, what: str) -> _A:
+        aggregate_id = aggregate_id or uuid.uuid4()
+        if self._load_any(aggregate_id):
+            msg = f"{what} {aggregate_id} exists already in this ledger"
+            raise AlreadyExists(msg)
+        return cls(aggregate_id)
+
+    def _load_any(self, aggregate_id: UUID) -> bool:
+        if self._uow is not None and aggregate_id in self._uow.working:
+            return True
+        return bool(self._store.read_aggregate(aggregate_id))
+
+    # -- handlers --------------------------------------------------------------------------
+
+    def _register_organisation(self, cmd: c.RegisterOrganisation, uow: _UnitOfWork) -> str:
+        aggregate = self._new(Organisation, organisation_id(cmd.code), "organisation")
+        fields = cmd.model_dump(include={"code", "name", "sector", "kind", "dong", "district"})
+        self._record(uow, aggregate, OrganisationRegistered, fields, cmd)
+        return cmd.code
+
+    def _register_worker(self, cmd: c.RegisterWorker, uow: _UnitOfWork) -> str:
+        self._organisation(cmd.organisation)
+        aggregate = self._new(Worker, worker_id(cmd.code), "worker")
+        personal = PersonalData(name=cmd.name) if cmd.name else None
+        fields = {
+            "code": cmd.code,
+            "worker_organisation": cmd.organisation,
+            "role": cmd.role,
+            "personal": personal,
+        }
+        self._record(uow, aggregate, WorkerRegistered, fields, cmd)
+        return cmd.code
+
+    def _discover_household(self, cmd: c.DiscoverHousehold, uow: _UnitOfWork) -> UUID:
+        if cmd.referred_by is not None:
+            self._organisation(cmd.referred_by)
+        numbers = [m.member_no for m in cmd.members]
+        if len(set(numbers)) != len(numbers):
+            raise InvalidInput("members: member_no must be unique within the household")
+        aggregate = self._new(Household, cmd.household_id, "household")
+        fields = cmd.model_dump(
+            include={"dong", "district", "channel", "crisis_codes", "batch", "referred_by"}
+        )
+        fields["members"] = cmd.members
+        fields["personal"] = cmd.personal
+        self._record(uow, aggregate, HouseholdDiscovered, fields, cmd)
+        return aggregate.id
+
+    def _record_consultation(self, cmd: c.RecordConsultation, uow: _UnitOfWork) -> Event:
+        household = self._household(cmd.household_id)
+        fields = {
+            "method": cmd.method,
+            "outcome": cmd.outcome,
+            "problems": cmd.problems,
+            "personal": PersonalData(notes=cmd.notes) if cmd.notes else None,
+        }
+        return self._record(uow, household, ConsultationRecorded, fields, cmd)
+
+    def _open_case(self, cmd: c.OpenCase, uow: _UnitOfWork) -> UUID:
+        household = self._household(cmd.household_id)
+        if not household.intake_consulted:
+            msg = (
+                f"household {household.id} has no consultation with outcome 'intake'; "
+                "record_consultation(..., outcome='intake') before open_case"
+            )
+            raise StageError(msg)
+        if cmd.at < household.discovered_at:
+            msg = (
+                f"at={cmd.at.isoformat()} is before the household was discovered "
+                f"({household.discovered_at.isoformat()})"
+            )
+            raise TimeError(msg)
+        actor = self._worker(cmd.by)
+        assigned = self._worker(cmd.worker) if cmd.worker else actor
+        organisation = self._organisation(assigned.organisation)
+        aggregate = self._new(Case, cmd.case_id, "case")
+        fields = {
+            "household_id": household.id,
+            "dong": household.dong,
+            "district": household.district,
+            "case_organisation": organisation.code,
+            "worker": assigned.code,
+            "discovered_at": household.discovered_at,
+        }
+        self._record(uow, aggregate, CaseOpened, fields, cmd, actor)
+        return aggregate.id
+
+    def _case_command(
+        self, decide: Callable[[Case, Any], rules.Decision]
+    ) -> Callable[[Any, _UnitOfWork], Event]:
+        def handle(cmd: Any, uow: _UnitOfWork) -> Event:
+            case = self._case(cmd.case_id)
+            event_cls, fields = decide(case, cmd)
+            return self._record(uow, case, event_cls, fields, cmd)
+
+        return handle
+
+    def _with_actor(
+        self, decide: Callable[[Case, Any, Worker], rules.Decision]
+    ) -> Callable[[Any, _UnitOfWork], Event]:
+        def handle(cmd: Any, uow: _UnitOfWork) -> Event:
+            case = self._case(cmd.case_id)
+            actor = self._worker(cmd.by)
+            event_cls, fields = decide(case, cmd, actor)
+            return self._record(uow, case, event_cls, fields, cmd, actor)
+
+        return handle
+
+    def _hold_meeting(self, cmd: c.HoldMeeting, uow: _UnitOfWork) -> UUID:
+        self._organisation(cmd.host)
+        for attendee in cmd.attendees:
+            self._organisation(attendee.organisation)
+        agenda = list(dict.fromkeys(cmd.agenda))
+        for case_id in cmd.decisions:
+            if case_id not in agenda:
+                msg = f"decisions: case {case_id} is not on the meeting's agenda"
+                raise InvalidInput(msg)
+        for case_id in agenda:
+            self._case(case_id)
+        aggregate = self._new(CaseMeeting, cmd.meeting_id, "meeting")
+        fields = {
+            "kind": cmd.kind,
+            "host": cmd.host,
+            "title": cmd.title,
+            "attendees": cmd.attendees,
+            "agenda": tuple(AgendaItem(case_id=i, decision=cmd.decisions.get(i)) for i in agenda),
+        }
+        self._record(uow, aggregate, CaseMeetingHeld, fields, cmd)
+        return aggregate.id
+
+    def _classify(self, cmd: c.Classify, uow: _UnitOfWork) -> Event:
+        case = self._case(cmd.case_id)
+        meeting = self._meeting(cmd.meeting_id)
+        event_cls, fields = rules.decide_classify(case, cmd, meeting)
+        return self._record(uow, case, event_cls, fields, cmd)
+
+    def _link_service(self, cmd: c.LinkService, uow: _UnitOfWork) -> Event:
+        case = self._case(cmd.case_id)
+        provider = self._organisation(cmd.provider)
+        if cmd.meeting_id is not None:
+            self._meeting(cmd.meeting_id).require_authority_for(case.id, cmd.at, "a service link")
+        event_cls, fields = rules.decide_link(case, cmd, provider, cmd.link_id or uuid.uuid4())
+        return self._record(uow, case, event_cls, fields, cmd)
+
+    def _refer(self, cmd: c.Refer, uow: _UnitOfWork) -> Event:
+        case = self._case(cmd.case_id)
+        actor = self._worker(cmd.by)
+        self._organisation(cmd.to)
+        referral_id = cmd.referral_id or uuid.uuid4()
+        event_cls, fields = rules.decide_refer(case, cmd, actor, referral_id)
+        return self._record(uow, case, event_cls, fields, cmd, actor)
+
+    def _close_case(self, cmd: c.CloseCase, uow: _UnitOfWork) -> Event:
+        case = self._case(cmd.case_id)
+        meeting = self._meeting(cmd.meeting_id)
+        event_cls, fields = rules.decide_close(case, cmd, meeting)
+        return self._record(uow, case, event_cls, fields, cmd)
+
+    def _reopen_case(self, cmd: c.ReopenCase, uow: _UnitOfWork) -> Event:
+        case = self._case(cmd.case_id)
+        worker = self._worker(cmd.worker or cmd.by)
+        event_cls, fields = rules.decide_reopen(case, cmd, worker)
+        return self._record(uow, case, event_cls, fields, cmd)
+
+    def _transfer_case(self, cmd: c.TransferCase, uow: _UnitOfWork) -> Event:
+        case = self._case(cmd.case_id)
+        to = self._organisation(cmd.to_organisation)
+        worker = self._worker(cmd.to_worker)
+        event_cls, fields = rules.decide_transfer(case, cmd, to, worker)
+        return self._record(uow, case, event_cls, fields, cmd)
+
+    def _grant_consent(self, cmd: c.GrantConsent, uow: _UnitOfWork) -> UUID:
+        household = self._household(cmd.household_id)
+        if cmd.member_no not in household.member_nos:
+            msg = f"household {household.id} has no member number {cmd.member_no}"
+            raise RuleViolation(msg)
+        for code in cmd.recipients:
+            self._organisation(code)
+        if cmd.expires_at is not None and cmd.expires_at <= cmd.at:
+            raise InvalidInput("expires_at: a consent must expire after it was granted")
+        consent_id = cmd.consent_id or uuid.uuid4()
+        if consent_id in household.consents:
+            raise AlreadyExists(f"consent {consent_id} exists already")
+        fields = {
+            "consent_id": consent_id,
+            "member_no": cmd.member_no,
+            "scopes": cmd.scopes,
+            "recipients": cmd.recipients,
+            "purpose": cmd.purpose,
+            "expires_at": cmd.expires_at,
+        }
+        self._record(uow, household, ConsentGranted, fields, cmd)
+        return consent_id
+
+    def _withdraw_consent(self, cmd: c.WithdrawConsent, uow: _UnitOfWork) -> Event:
+        household = self._household(cmd.household_id)
+        consent = household.consents.get(cmd.consent_id)
+        if consent is None:
+            msg = f"household {household.id} has no consent {cmd.consent_id}"
+            raise ConsentNotFound(msg)
+        if consent.withdrawn_at is not None:
+            msg = f"consent {cmd.consent_id} was already withdrawn on {consent.withdrawn_at:%Y-%m-%d}"
+            raise RuleViolation(msg)
+        return self._record(uow, household, ConsentWithdrawn, {"consent_id": cmd.consent_id}, cmd)
+
+    # -- the verbs -------------------------------------------------------------------------
+
+    def _run(self, cls: type[Any], **fields: Any) -> Any:
+        try:
+            cmd = cls(**{k: v for k, v in fields.items() if v is not None})
+        except ValidationError as e:
+            raise _invalid(e, cls.__name__) from None
+        return self.execute(cmd)
+
+    def register_organisation(
+        self,
+        code: str,
+        *,
+        name: str,
+        sector: Sector | str,
+        at: datetime,
+        kind: str = "organisation",
+        dong: str | None = None,
+        district: str | None = None,
+        by: str = _SYSTEM,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Register an organisation under ``code``; returns the code."""
+        return self._run(  # type: ignore[no-any-return]
+            c.RegisterOrganisation, code=code, name=name, sector=sector, kind=kind, dong=dong,
+            district=district, by=by, at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def register_worker(
+        self,
+        code: str,
+        *,
+        organisation: str,
+        role: Role | str,
+        at: datetime,
+        name: str | None = None,
+        by: str = _SYSTEM,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Register a worker account with a role in an organisation; returns the code."""
+        return self._run(  # type: ignore[no-any-return]
+            c.RegisterWorker, code=code, organisation=organisation, role=role, name=name,
+            by=by, at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def discover_household(
+        self,
+        *,
+        dong: str,
+        district: str,
+        channel: Channel | str,
+        by: str,
+        at: datetime,
+        members: Sequence[Member | dict[str, Any]] = (),
+        crisis_codes: Sequence[str] = (),
+        batch: str | None = None,
+        referred_by: str | None = None,
+        personal: PersonalData | dict[str, Any] | None = None,
+        household_id: UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> UUID:
+        """Record a household found in need (발굴); returns the new household id."""
+        return self._run(  # type: ignore[no-any-return]
+            c.DiscoverHousehold, dong=dong, district=district, channel=channel,
+            members=tuple(members), crisis_codes=tuple(crisis_codes), batch=batch,
+            referred_by=referred_by, personal=personal, household_id=household_id, by=by,
+            at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def record_consultation(
+        self,
+        household_id: UUID,
+        *,
+        method: ConsultationMethod | str,
+        outcome: ConsultationOutcome | str,
+        by: str,
+        at: datetime,
+        problems: Sequence[NeedDomain | str] = (),
+        notes: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Record an initial consultation (초기상담) with a household."""
+        return self._run(  # type: ignore[no-any-return]
+            c.RecordConsultation, household_id=household_id, method=method, outcome=outcome,
+            problems=tuple(problems), notes=notes, by=by, at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def open_case(
+        self,
+        household_id: UUID,
+        *,
+        by: str,
+        at: datetime,
+        worker: str | None = None,
+        case_id: UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> UUID:
+        """Open a case at intake (접수) for a household; returns the new case id.
+
+        The household needs a consultation with outcome ``intake`` first. The case is
+        assigned to ``worker`` (default: the acting worker) and that worker's organisation.
+        """
+        return self._run(  # type: ignore[no-any-return]
+            c.OpenCase, household_id=household_id, worker=worker, case_id=case_id, by=by, at=at,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def assess_needs(
+        self,
+        case_id: UUID,
+        *,
+        needs: Sequence[NeedRating | dict[str, Any]],
+        by: str,
+        at: datetime,
+        risk: RiskRating | dict[str, Any] | None = None,
+        notes: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Record the needs and risk assessment (욕구 및 위기도 조사) of a new case."""
+        return self._run(  # type: ignore[no-any-return]
+            c.AssessNeeds, case_id=case_id, needs=tuple(needs), risk=risk, notes=notes, by=by,
+            at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def hold_meeting(
+        self,
+        *,
+        kind: MeetingKind | str,
+        host: str,
+        by: str,
+        at: datetime,
+        agenda: Sequence[UUID] = (),
+        decisions: dict[UUID, MeetingDecision | str] | None = None,
+        attendees: Sequence[MeetingAttendee | dict[str, Any]] = (),
+        title: str = "",
+        meeting_id: UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> UUID:
+        """Record a case meeting (사례회의) held by ``host``; returns the meeting id.
+
+        ``agenda`` lists the cases discussed; ``decisions`` maps some of them to the
+        meeting's decision. Selection and closure must later name this meeting.
+        """
+        return self._run(  # type: ignore[no-any-return]
+            c.HoldMeeting, kind=kind, host=host, agenda=tuple(agenda), decisions=decisions or {},
+            attendees=tuple(attendees), title=title, meeting_id=meeting_id, by=by, at=at,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def classify(
+        self,
+        case_id: UUID,
+        *,
+        meeting: UUID,
+        track: Track | str,
+        criteria_version: str,
+        by: str,
+        at: datetime,
+        level: Level | str = Level.GENERAL,
+        rationale: str = "",
+        notes: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Record the selection decision (대상자 선정) taken at ``meeting``."""
+        return self._run(  # type: ignore[no-any-return]
+            c.Classify, case_id=case_id, meeting_id=meeting, track=track, level=level,
+            criteria_version=criteria_version, rationale=rationale, notes=notes, by=by, at=at,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def agree_plan(
+        self,
+        case_id: UUID,
+        *,
+        services: Sequence[PlannedService | dict[str, Any]],
+        by: str,
+        at: datetime,
+        goal_count: int = 1,
+        agreed_on: date | None = None,
+        notes: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Record a service plan agreed with the client (or a revision)."""
+        return self._run(  # type: ignore[no-any-return]
+            c.AgreePlan, case_id=case_id, services=tuple(services), goal_count=goal_count,
+            agreed_on=agreed_on, notes=notes, by=by, at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def link_service(
+        self,
+        case_id: UUID,
+        *,
+        service: str,
+        provider: str,
+        domain: NeedDomain | str,
+        by: str,
+        at: datetime,
+        kind: ServiceKind | str = ServiceKind.SERVICE,
+        sector: Sector | str | None = None,
+        amount: Decimal | int | str | None = None,
+        referral_id: UUID | None = None,
+        meeting: UUID | None = None,
+        link_id: UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Link a service from ``provider`` to the case (서비스연계).
+
+        The sector defaults to the provider's. Returns the ``ServiceLinked`` event; its
+        ``link_id`` is what service checks name.
+        """
+        return self._run(  # type: ignore[no-any-return]
+            c.LinkService, case_id=case_id, service=service, provider=provider, domain=domain,
+            kind=kind, sector=sector, amount=amount, referral_id=referral_id,
+            meeting_id=meeting, link_id=link_id, by=by, at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def refer(
+        self,
+        case_id: UUID,
+        *,
+        to: str,
+        domain: NeedDomain | str,
+        by: str,
+        at: datetime,
+        purpose: str = "",
+        referral_id: UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Refer the case to organisation ``to``; returns the ``ReferralSent`` event."""
+        return self._run(  # type: ignore[no-any-return]
+            c.Refer, case_id=case_id, to=to, domain=domain, purpose=purpose,
+            referral_id=referral_id, by=by, at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def respond_to_referral(
+        self,
+        case_id: UUID,
+        referral_id: UUID,
+        *,
+        accept: bool,
+        by: str,
+        at: datetime,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Accept or reject (with a reason) a referral, as the receiving organisation."""
+        return self._run(  # type: ignore[no-any-return]
+            c.RespondToReferral, case_id=case_id, referral_id=referral_id, accept=accept,
+            reason=reason, by=by, at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def complete_referral(
+        self,
+        case_id: UUID,
+        referral_id: UUID,
+        *,
+        by: str,
+        at: datetime,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Mark an accepted referral completed, as the receiving organisation."""
+        return self._run(  # type: ignore[no-any-return]
+            c.CompleteReferral, case_id=case_id, referral_id=referral_id, by=by, at=at,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def revoke_referral(
+        self,
+        case_id: UUID,
+        referral_id: UUID,
+        *,
+        by: str,
+        at: datetime,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Revoke a referral that is not yet completed, as the sending organisation."""
+        return self._run(  # type: ignore[no-any-return]
+            c.RevokeReferral, case_id=case_id, referral_id=referral_id, reason=reason, by=by,
+            at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def check_service(
+        self,
+        case_id: UUID,
+        *,
+        link_id: UUID,
+        method: CheckMethod | str,
+        progress: int,
+        by: str,
+        at: datetime,
+        decision: CheckDecision | str = CheckDecision.CONTINUE,
+        notes: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Record a service check (서비스점검): progress toward goals and a decision."""
+        return self._run(  # type: ignore[no-any-return]
+            c.CheckService, case_id=case_id, link_id=link_id, method=method, progress=progress,
+            decision=decision, notes=notes, by=by, at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def reassess(
+        self,
+        case_id: UUID,
+        *,
+        needs: Sequence[NeedRating | dict[str, Any]],
+        by: str,
+        at: datetime,
+        risk: RiskRating | dict[str, Any] | None = None,
+        notes: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Record a reassessment (재사정) of an assessed case."""
+        return self._run(  # type: ignore[no-any-return]
+            c.Reassess, case_id=case_id, needs=tuple(needs), risk=risk, notes=notes, by=by,
+            at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def record_supervision(
+        self,
+        case_id: UUID,
+        *,
+        by: str,
+        at: datetime,
+        notes: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Record supervision (슈퍼비전) given on a case."""
+        return self._run(  # type: ignore[no-any-return]
+            c.RecordSupervision, case_id=case_id, notes=notes, by=by, at=at,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def close_case(
+        self,
+        case_id: UUID,
+        *,
+        meeting: UUID,
+        reason: ClosureReason | str,
+        by: str,
+        at: datetime,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Close a case (종결) as decided at ``meeting``, with a reason."""
+        return self._run(  # type: ignore[no-any-return]
+            c.CloseCase, case_id=case_id, meeting_id=meeting, reason=reason, by=by, at=at,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def follow_up(
+        self,
+        case_id: UUID,
+        *,
+        by: str,
+        at: datetime,
+        method: CheckMethod | str = CheckMethod.PHONE,
+        recommend_reopen: bool = False,
+        notes: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Record follow-up (사후관리) on a closed case."""
+        return self._run(  # type: ignore[no-any-return]
+            c.FollowUp, case_id=case_id, method=method, recommend_reopen=recommend_reopen,
+            notes=notes, by=by, at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def reopen_case(
+        self,
+        case_id: UUID,
+        *,
+        by: str,
+        at: datetime,
+        reason: str = "",
+        worker: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Reopen a closed case (재개); it goes back to intake."""
+        return self._run(  # type: ignore[no-any-return]
+            c.ReopenCase, case_id=case_id, reason=reason, worker=worker, by=by, at=at,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def transfer_case(
+        self,
+        case_id: UUID,
+        *,
+        to_organisation: str,
+        to_worker: str,
+        by: str,
+        at: datetime,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Transfer an open case (이관) to a worker of another organisation."""
+        return self._run(  # type: ignore[no-any-return]
+            c.TransferCase, case_id=case_id, to_organisation=to_organisation,
+            to_worker=to_worker, by=by, at=at, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def grant_consent(
+        self,
+        household_id: UUID,
+        *,
+        scopes: Sequence[ConsentScope | str],
+        purpose: str,
+        by: str,
+        at: datetime,
+        member_no: int = 1,
+        recipients: Sequence[str] = (),
+        expires_at: datetime | None = None,
+        consent_id: UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> UUID:
+        """Record a household member's consent (정보제공 동의); returns the consent id.
+
+        An empty ``recipients`` means any organisation; otherwise only those named.
+        """
+        return self._run(  # type: ignore[no-any-return]
+            c.GrantConsent, household_id=household_id, member_no=member_no,
+            scopes=tuple(scopes), recipients=tuple(recipients), purpose=purpose,
+            expires_at=expires_at, consent_id=consent_id, by=by, at=at,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def withdraw_consent(
+        self,
+        household_id: UUID,
+        consent_id: UUID,
+        *,
+        by: str,
+        at: datetime,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Record that a household member withdrew a consent."""
+        return self._run(  # type: ignore[no-any-return]
+            c.WithdrawConsent, household_id=household_id, consent_id=consent_id, by=by, at=at,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def case(self, case_id: UUID) -> Case:
+        """The current state of a case (a copy: changing it changes nothing)."""
+        return self._case(_as_uuid(case_id, "case_id")).clone()
+
+    def household(self, household_id: UUID) -> Household:
+        """The current state of a household (a copy)."""
+        return self._household(_as_uuid(household_id, "household_id")).clone()
+
+    def meeting(self, meeting_id: UUID) -> CaseMeeting:
+        """A case meeting as it was held (a copy)."""
+        return self._meeting(_as_uuid(meeting_id, "meeting_id")).clone()
+
+    def organisation(self, code: str) -> Organisation:
+        """A registered organisation (a copy)."""
+        return self._organisation(code).clone()
+
+    def worker(self, code: str) -> Worker:
+        """A registered worker (a copy)."""
+        return self._worker(code).clone()
+
+    def history(self, case_id: UUID) -> list[CaseEvent]:
+        """Every event of a case, in the order it was recorded."""
+        case_id = _as_uuid(case_id, "case_id")
+        records = self._store.read_aggregate(case_id)
+        events = [codec.decode(r) for r in records]
+        if not events or not isinstance(events[0], CaseOpened):
+            msg = f"case {case_id} does not exist in this ledger"
+            raise CaseNotFound(msg)
+        return events  # type: ignore[return-value]
+
+    def events(self, since: int = 0, *, batch_size: int = 2000) -> Iterator[LogEntry]:
+        """Stream the whole log in order, from the position after ``since``."""
+        for n in self._store.iter_log(since + 1, batch_size=batch_size):
+            yield LogEntry(n.id, codec.decode(n))
+
+    def records(self, since: int = 0, *, batch_size: int = 2000) -> Iterator[Notification]:
+        """Stream the raw stored records (position, ids, topic, state bytes) in log order."""
+        return self._store.iter_log(since + 1, batch_size=batch_size)
+
+    def __len__(self) -> int:
+        """The number of events in the log."""
+        return self._store.max_position()
+
+
+_SYSTEM_EVENTS = (OrganisationRegistered, WorkerRegistered)
+
+
+def _is_kind(state: Aggregate) -> bool:
+    # A state of the wrong aggregate class misses the attributes its first event sets.
+    first = {
+        Case: "household_id",
+        Household: "channel",
+        CaseMeeting: "kind",
+        Organisation: "sector",
+        Worker: "role",
+    }.get(type(state))
+    return first is None or hasattr(state, first)
+
+
+def _as_uuid(value: Any, name: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        msg = f"{name}: {value!r} is not a valid id (expected a UUID)"
+        raise InvalidInput(msg, [(name, "not a UUID")]) from None
+
+
+def _invalid(error: ValidationError, what: str = "") -> InvalidInput:
+    problems = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "(command)"
+        problems.append((path, item["msg"]))
+    first = "; ".join(f"{p}: {m}" for p, m in problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    prefix = f"{what}: " if what else ""
+    return InvalidInput(f"{prefix}{first}{more}", problems)
+

@@ -1,0 +1,485 @@
+"""The event store: eventsourcing's recorders, chosen by URL and tuned for the ledger.
+
+``open_store(url)`` gives an :class:`EventStore` over one of:
+
+* ``":memory:"``: an SQLite database in memory (tests, notebooks); gone when closed;
+* a file path (default ``./caseledger.db``) or ``sqlite:///path``: an SQLite file in WAL
+  mode with ``synchronous=FULL``, so an acknowledged write survives power loss;
+* ``postgresql://user@host:port/dbname``: PostgreSQL through eventsourcing's own
+  PostgreSQL module (install the ``postgres`` extra). A ``schema=NAME`` query parameter
+  puts every table in that schema.
+
+Stored records are eventsourcing ``StoredEvent`` rows (originator id, version, topic,
+state bytes); the log position is eventsourcing's notification id. Everything else the
+ledger keeps (idempotency keys, leaf hashes, read models) is written by *write hooks*
+inside the same transaction as the events, so a command is recorded with all of it or
+not at all.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError as _ESIntegrityError
+from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteDatastore,
+)
+
+from caseledger.errors import ConcurrencyError, ConfigurationError, StoreError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+__all__ = [
+    "DEFAULT_URL",
+    "Dialect",
+    "EventStore",
+    "Notification",
+    "StoredEvent",
+    "Tx",
+    "WriteHook",
+    "open_store",
+]
+
+#: Where the ledger lives when no URL is given.
+DEFAULT_URL = "caseledger.db"
+
+Dialect = Literal["sqlite", "postgres"]
+
+
+class Tx:
+    """A cursor inside a ledger transaction, speaking one SQL dialect.
+
+    Statements use ``?`` placeholders on both backends; for PostgreSQL they are
+    rewritten to ``%s`` once and cached.
+    """
+
+    __slots__ = ("_cursor", "dialect")
+    _converted: dict[str, str] = {}  # noqa: RUF012 - a process-wide cache on purpose
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self._cursor = cursor
+        self.dialect: Dialect = dialect
+
+    def _sql(self, sql: str) -> str:
+        if self.dialect == "sqlite":
+            return sql
+        converted = self._converted.get(sql)
+        if converted is None:
+            converted = self._converted[sql] = sql.replace("?", "%s")
+        return converted
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement."""
+        self._cursor.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows."""
+        if rows:
+            self._cursor.executemany(self._sql(sql), rows)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """Rows of the last query, as tuples."""
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in self._cursor.fetchall()]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The next row of the last query, as a tuple, or None."""
+        r = self._cursor.fetchone()
+        if r is None:
+            return None
+        return tuple(r.values()) if isinstance(r, dict) else tuple(r)
+
+
+class WriteHook(Protocol):
+    """Something that writes its own rows in the same transaction as new events."""
+
+    def create_statements(self, dialect: Dialect) -> list[str]:
+        """DDL for this hook's tables (idempotent: ``CREATE ... IF NOT EXISTS``)."""
+
+    def after_insert(
+        self,
+        tx: Tx,
+        records: Sequence[StoredEvent],
+        positions: Sequence[int],
+        context: dict[str, Any],
+    ) -> None:
+        """Called inside the write transaction after the records were inserted."""
+
+
+# ---------------------------------------------------------------------------
+# SQLite
+
+
+class _DurableSQLitePool(SQLiteConnectionPool):
+    """Connections with ``synchronous=FULL`` (durable commits) and foreign keys on."""
+
+    def _create_connection(self) -> SQLiteConnection:
+        conn = super()._create_connection()
+        raw = conn._sqlite_conn
+        raw.execute("PRAGMA synchronous=FULL")
+        raw.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+
+class _SQLiteDatastore(SQLiteDatastore):
+    def __init__(self, db_name: str, lock_timeout: int = 30) -> None:
+        super().__init__(db_name, lock_timeout=lock_timeout, pool_size=4, pool_timeout=30.0)
+        self.pool = _DurableSQLitePool(
+            db_name=db_name, lock_timeout=lock_timeout, pool_size=4, pool_timeout=30.0
+        )
+
+
+class _LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    """eventsourcing's SQLite application recorder with batch inserts and write hooks.
+
+    eventsourcing inserts row by row to learn each ``rowid``. Here the transaction
+    begins ``IMMEDIATE`` (taking the write lock before reading), so the next positions
+    are known in advance and one ``executemany`` inserts the whole batch; the recorded
+    positions stay contiguous and in commit order, which the Merkle log relies on.
+    """
+
+    hooks: list[WriteHook]
+
+    def __init__(self, datastore: SQLiteDatastore) -> None:
+        super().__init__(datastore)
+        self.hooks = []
+        self._insert_with_rowid = (
+            f"INSERT INTO {self.events_table_name} "
+            "(rowid, originator_id, originator_version, topic, state) VALUES (?,?,?,?,?)"
+        )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self.datastore.get_connection(commit=True) as conn:
+            raw: sqlite3.Connection = conn._sqlite_conn  # type: ignore[attr-defined]
+            cursor = raw.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    positions = self._insert_batch(cursor, stored_events, **kwargs)
+                except BaseException:
+                    raw.rollback()
+                    raise
+                raw.commit()
+            except sqlite3.IntegrityError as e:
+                raise _ESIntegrityError(e) from e
+            except sqlite3.Error as e:
+                raise PersistenceError(e) from e
+            finally:
+                cursor.close()
+        return positions
+
+    def _insert_batch(
+        self, cursor: sqlite3.Cursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> list[int]:
+        cursor.execute(self.select_max_notification_id_statement)
+        last = cursor.fetchone()[0] or 0
+        positions = list(range(last + 1, last + 1 + len(stored_events)))
+        cursor.executemany(
+            self._insert_with_rowid,
+            [
+                (
+                    p,
+                    s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                    s.originator_version,
+                    s.topic,
+                    s.state,
+                )
+                for p, s in zip(positions, stored_events, strict=True)
+            ],
+        )
+        if self.hooks:
+            tx = Tx(cursor, "sqlite")
+            context: dict[str, Any] = kwargs.get("context", {})
+            for hook in self.hooks:
+                hook.after_insert(tx, stored_events, positions, context)
+        return positions
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL
+
+
+def _postgres_recorder_class() -> type[PostgresApplicationRecorder]:
+    try:
+        from eventsourcing.postgres import PostgresApplicationRecorder
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        msg = "PostgreSQL support needs the 'postgres' extra: pip install 'caseledger[postgres]'"
+        raise ConfigurationError(msg) from e
+
+    class _LedgerPostgresRecorder(PostgresApplicationRecorder):
+        """eventsourcing's PostgreSQL recorder, running write hooks in its transaction."""
+
+        hooks: list[WriteHook]
+
+        def _fetch_ids_after_insert_events(
+            self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        ) -> Sequence[int] | None:
+            ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            if self.hooks and ids:
+                tx = Tx(curs, "postgres")
+                context: dict[str, Any] = kwargs.get("context", {})
+                for hook in self.hooks:
+                    hook.after_insert(tx, stored_events, ids, context)
+            return ids
+
+    return _LedgerPostgresRecorder
+
+
+# ---------------------------------------------------------------------------
+# The store
+
+
+@dataclass(frozen=True)
+class _Location:
+    dialect: Dialect
+    sqlite_name: str = ""
+    pg_kwargs: tuple[tuple[str, str], ...] = ()
+    schema: str = ""
+    display: str = ""
+
+
+def _parse_url(url: str | Path | None) -> _Location:
+    text = str(url) if url is not None else DEFAULT_URL
+    text = text.strip()
+    if not text:
+        msg = "the database location is empty: give a file path, ':memory:' or a postgresql:// URL"
+        raise ConfigurationError(msg)
+    if text.startswith(("postgresql://", "postgres://")):
+        try:
+            from psycopg.conninfo import conninfo_to_dict
+        except ImportError as e:
+            msg = "PostgreSQL support needs the 'postgres' extra: pip install 'caseledger[postgres]'"
+            raise ConfigurationError(msg) from e
+        schema = ""
+        match = re.search(r"[?&]schema=([A-Za-z_][A-Za-z0-9_]*)", text)
+        if match:
+            schema = match.group(1)
+            text = re.sub(r"([?&])schema=[A-Za-z_][A-Za-z0-9_]*&?", r"\1", text).rstrip("?&")
+        try:
+            params = conninfo_to_dict(text)
+        except Exception as e:
+            msg = f"not a valid PostgreSQL URL: {e}"
+            raise ConfigurationError(msg) from e
+        if not params.get("dbname"):
+            msg = "the PostgreSQL URL names no database, e.g. postgresql://user@localhost/caseledger"
+            raise ConfigurationError(msg)
+        kwargs = tuple(sorted((k, str(v)) for k, v in params.items()))
+        return _Location("postgres", pg_kwargs=kwargs, schema=schema, display=_redact(text))
+    if text == ":memory:":
+        name = f"file:caseledger-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        return _Location("sqlite", sqlite_name=name, display=":memory:")
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///") :]
+    elif "://" in text:
+        scheme = text.split("://", 1)[0]
+        msg = f"unknown database scheme {scheme!r}: use a file path, ':memory:' or postgresql://"
+        raise ConfigurationError(msg)
+    path = Path(text)
+    if path.is_dir():
+        msg = f"{text} is a directory, not a database file"
+        raise ConfigurationError(msg)
+    if not path.parent.exists():
+        msg = f"the folder {path.parent} does not exist: create it first"
+        raise ConfigurationError(msg)
+    return _Location("sqlite", sqlite_name=str(path), display=str(path))
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+class EventStore:
+    """The ordered, append-only log of stored event records, on SQLite or PostgreSQL.
+
+    Use :func:`open_store` to make one. Not usually used directly: :class:`~caseledger.Ledger`
+    wraps it. Safe to share between threads.
+    """
+
+    def __init__(self, location: _Location) -> None:
+        self.dialect: Dialect = location.dialect
+        self.display = location.display
+        self._hooks: list[WriteHook] = []
+        self._lock = threading.Lock()
+        if location.dialect == "sqlite":
+            self._sqlite_ds = _SQLiteDatastore(location.sqlite_name)
+            self._recorder: Any = _LedgerSQLiteRecorder(self._sqlite_ds)
+        else:
+            from eventsourcing.postgres import PostgresDatastore
+
+            kw = dict(location.pg_kwargs)
+            try:
+                ds = PostgresDatastore(
+                    dbname=kw.pop("dbname"),
+                    host=kw.pop("host", "localhost"),
+                    port=kw.pop("port", "5432"),
+                    user=kw.pop("user", "postgres"),
+                    password=kw.pop("password", ""),
+                    schema=location.schema,
+                    pool_size=4,
+                    max_overflow=4,
+                    connect_timeout=10,
+                )
+            except Exception as e:  # pragma: no cover - driver specific
+                msg = f"cannot connect to {location.display}: {e}"
+                raise StoreError(msg) from e
+            self._pg_ds = ds
+            self._recorder = _postgres_recorder_class()(ds)
+            if location.schema:
+                with ds.transaction(commit=True) as curs:
+                    curs.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
+        self._recorder.hooks = self._hooks
+        try:
+            self._recorder.create_table()
+        except PersistenceError as e:
+            msg = f"cannot open the event store at {location.display}: {e}"
+            raise StoreError(msg) from e
+        except sqlite3.DatabaseError as e:
+            msg = f"cannot open the event store at {location.display}: {e}"
+            raise StoreError(msg) from e
+        except Exception as e:
+            if self.dialect == "postgres":
+                msg = f"cannot open the event store at {location.display}: {e}"
+                raise StoreError(msg) from e
+            raise
+
+    @property
+    def recorder(self) -> Any:
+        """The underlying eventsourcing application recorder."""
+        return self._recorder
+
+    # -- extension tables ------------------------------------------------------------------
+
+    def add_hook(self, hook: WriteHook) -> None:
+        """Create the hook's tables and run it in every later write transaction."""
+        self.run_ddl(hook.create_statements(self.dialect))
+        self._hooks.append(hook)
+
+    def run_ddl(self, statements: Sequence[str]) -> None:
+        """Run schema statements in one transaction."""
+        if statements:
+            with self.transaction() as tx:
+                for statement in statements:
+                    tx.execute(statement)
+
+    @contextmanager
+    def transaction(self, *, commit: bool = True) -> Iterator[Tx]:
+        """A transaction on the store's database (for extension tables, not the events)."""
+        try:
+            if self.dialect == "sqlite":
+                with self._sqlite_ds.get_connection(commit=commit) as conn:
+                    raw: sqlite3.Connection = conn._sqlite_conn  # type: ignore[attr-defined]
+                    cursor = raw.cursor()
+                    cursor.execute("BEGIN IMMEDIATE" if commit else "BEGIN")
+                    try:
+                        yield Tx(cursor, "sqlite")
+                    except BaseException:
+                        raw.rollback()
+                        raise
+                    if commit:
+                        raw.commit()
+                    else:
+                        raw.rollback()
+                    cursor.close()
+            else:
+                with self._pg_ds.transaction(commit=commit) as curs:
+                    yield Tx(curs, "postgres")
+        except (sqlite3.Error, PersistenceError) as e:
+            raise StoreError(f"database error on {self.display}: {e}") from e
+        except Exception as e:
+            if type(e).__module__.startswith("psycopg"):
+                raise StoreError(f"database error on {self.display}: {e}") from e
+            raise
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read-only query and return all its rows."""
+        with self.transaction(commit=False) as tx:
+            tx.execute(sql, params)
+            return tx.fetchall()
+
+    # -- the log ---------------------------------------------------------------------------
+
+    def append(
+        self, records: Sequence[StoredEvent], context: dict[str, Any] | None = None
+    ) -> list[int]:
+        """Insert records atomically; return their log positions.
+
+        Raises :class:`ConcurrencyError` when another writer recorded the same
+        aggregate version first (nothing is written).
+        """
+        if not records:
+            return []
+        try:
+            positions = self._recorder.insert_events(records, context=context or {})
+        except _ESIntegrityError as e:
+            msg = (
+                "another writer changed the same record first; nothing was written. "
+                "Reload and try again (caseledger.retry does this)"
+            )
+            raise ConcurrencyError(msg) from e
+        except PersistenceError as e:
+            raise StoreError(f"cannot write to {self.display}: {e}") from e
+        return list(positions or [])
+
+    def read_aggregate(self, originator_id: UUID, after_version: int | None = None) -> Sequence[StoredEvent]:
+        """The records of one aggregate, in version order."""
+        try:
+            return self._recorder.select_events(originator_id, gt=after_version)  # type: ignore[no-any-return]
+        except PersistenceError as e:
+            raise StoreError(f"cannot read {self.display}: {e}") from e
+
+    def read_log(self, start: int, limit: int, stop: int | None = None) -> Sequence[Notification]:
+        """Up to ``limit`` records from log position ``start`` (inclusive) on."""
+        try:
+            return self._recorder.select_notifications(start, limit, stop)  # type: ignore[no-any-return]
+        except PersistenceError as e:
+            raise StoreError(f"cannot read {self.display}: {e}") from e
+
+    def iter_log(
+        self, start: int = 1, stop: int | None = None, batch_size: int = 2000
+    ) -> Iterator[Notification]:
+        """Stream the log in position order without loading it all."""
+        position = start
+        while True:
+            batch = self.read_log(position, batch_size, stop)
+            if not batch:
+                return
+            yield from batch
+            position = batch[-1].id + 1
+            if len(batch) < batch_size:
+                return
+
+    def max_position(self) -> int:
+        """The last log position, or 0 for an empty log."""
+        try:
+            return self._recorder.max_notification_id() or 0  # type: ignore[no-any-return]
+        except PersistenceError as e:
+            raise StoreError(f"cannot read {self.display}: {e}") from e
+
+    def close(self) -> None:
+        """Close every connection."""
+        with suppress(Exception):
+            if self.dialect == "sqlite":
+                self._sqlite_ds.close()
+            else:
+                self._pg_ds.close()
+
+
+def open_store(url: str | Path | None = None) -> EventStore:
+    """Open (creating if needed) the event store at ``url``; see the module docstring."""
+    return EventStore(_parse_url(url))
+

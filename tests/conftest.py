@@ -78,7 +78,7 @@ class FixedClock:
 
 @pytest.fixture
 def clock() -> FixedClock:
-    return FixedClock(datetime(2023, 3, 1, 9, 0, tzinfo=KST))
+    return FixedClock(datetime(2023, 6, 1, 9, 0, tzinfo=KST))
 
 
 @pytest.fixture

@@ -32,11 +32,19 @@ def register_dongducheon(ledger: Ledger) -> None:
         ledger.register_organisation(
             code, name=name, sector=sector, kind=kind, dong=dong, district="동두천시", at=at
         )
-    ledger.register_worker("jungang-officer", organisation="jungang-dong", role="dong_officer", at=at)
+    ledger.register_worker(
+        "jungang-officer", organisation="jungang-dong", role="dong_officer", at=at
+    )
     ledger.register_worker("jungang-lead", organisation="jungang-dong", role="supervisor", at=at)
-    ledger.register_worker("hwst-manager", organisation="dongducheon-hwst", role="case_manager", at=at)
-    ledger.register_worker("mhwc-worker", organisation="dongducheon-mhwc", role="partner_worker", at=at)
-    ledger.register_worker("senior-worker", organisation="dongducheon-senior", role="partner_worker", at=at)
+    ledger.register_worker(
+        "hwst-manager", organisation="dongducheon-hwst", role="case_manager", at=at
+    )
+    ledger.register_worker(
+        "mhwc-worker", organisation="dongducheon-mhwc", role="partner_worker", at=at
+    )
+    ledger.register_worker(
+        "senior-worker", organisation="dongducheon-senior", role="partner_worker", at=at
+    )
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,10 @@ def _selected_case(ledger: Ledger, discovered: datetime, selected: datetime, nam
     ledger.assess_needs(case, needs=[{"sub_domain": "health.physical", "urgency": 4},
                                      {"sub_domain": "economy.debt", "urgency": 3}],
                         by=by, at=discovered)  # fmt: skip
-    meeting = ledger.hold_meeting(kind="internal", host="jungang-dong", agenda=[case],
-                                  decisions={case: "select"}, by="jungang-lead", at=selected)  # fmt: skip
+    meeting = ledger.hold_meeting(
+        kind="internal", host="jungang-dong", agenda=[case], decisions={case: "select"},
+        by="jungang-lead", at=selected,
+    )  # fmt: skip
     ledger.classify(case, meeting=meeting, track="case_managed", level="general",
                     criteria_version="dongducheon-2022", by=by, at=selected)  # fmt: skip
     ledger.agree_plan(case, services=[{"domain": "health", "service": "방문간호", "provider":
@@ -95,3 +105,40 @@ def scenario_1(ledger: Ledger) -> Scenario1:
         at=kst(2023, 2, 10),
     )  # fmt: skip
     return Scenario1(resolved, medical, meeting, linked.link_id)  # type: ignore[attr-defined]
+
+
+def every_event(ledger: Ledger) -> None:
+    """Record at least one event of every event class (for round-trip and projection tests)."""
+    s = scenario_1(ledger)
+    by = "jungang-officer"
+    at = kst(2023, 2, 13)
+    medical = s.medical_case
+    household = ledger.case(medical).household_id
+    consent = ledger.grant_consent(household, scopes=["collect", "use", "provide"],
+                                   recipients=["dongducheon-mhwc"], purpose="통합사례관리",
+                                   by=by, at=at)  # fmt: skip
+    ledger.check_service(medical, link_id=s.medical_link, method="visit", progress=40, by=by, at=at,
+                         notes="의료비 지원 진행 중")  # fmt: skip
+    ledger.reassess(medical, needs=[{"sub_domain": "health.mental", "urgency": 3}], by=by, at=at,
+                    risk={"instrument": "위기도", "instrument_version": "2022", "score": 12.5,
+                          "level": "high"})  # fmt: skip
+    ledger.record_supervision(medical, by="jungang-lead", at=at, notes="슈퍼비전")
+    referral = ledger.refer(
+        medical, to="dongducheon-mhwc", domain="health", purpose="상담", by=by, at=at
+    ).referral_id  # type: ignore[attr-defined]
+    ledger.respond_to_referral(medical, referral, accept=True, by="mhwc-worker", at=at)
+    ledger.complete_referral(medical, referral, by="mhwc-worker", at=at)
+    rejected = ledger.refer(
+        medical, to="dongducheon-senior", domain="daily_living", by=by, at=at
+    ).referral_id  # type: ignore[attr-defined]
+    ledger.respond_to_referral(medical, rejected, accept=False, reason="정원 초과",
+                               by="senior-worker", at=at)  # fmt: skip
+    revoked = ledger.refer(
+        medical, to="dongducheon-senior", domain="safety", by=by, at=at
+    ).referral_id  # type: ignore[attr-defined]
+    ledger.revoke_referral(medical, revoked, by=by, at=at, reason="중복 의뢰")
+    ledger.transfer_case(medical, to_organisation="dongducheon-hwst", to_worker="hwst-manager",
+                         by=by, at=at)  # fmt: skip
+    ledger.withdraw_consent(household, consent, by=by, at=kst(2023, 2, 14))
+    ledger.follow_up(s.resolved_case, by=by, at=kst(2023, 3, 9), recommend_reopen=True)
+    ledger.reopen_case(s.resolved_case, by=by, at=kst(2023, 3, 10), reason="재위기")

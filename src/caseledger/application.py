@@ -149,9 +149,7 @@ def _fingerprint(cmd: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def retry(
-    func: Callable[[], _T], *, attempts: int = 5, backoff: float = 0.01
-) -> _T:
+def retry(func: Callable[[], _T], *, attempts: int = 5, backoff: float = 0.01) -> _T:
     """Call ``func`` until it does not raise :class:`ConcurrencyError` (at most ``attempts``).
 
     ``func`` must decide afresh each time (call ledger verbs inside it, not before)::
@@ -389,7 +387,7 @@ class Ledger:
     def _check_time(self, at: datetime) -> None:
         now = self._clock()
         if at > now + CLOCK_TOLERANCE:
-            msg = f"at={at.isoformat()} is in the future (now {now.isoformat()}); record what happened"
+            msg = f"at={at.isoformat()} is in the future (now {now.isoformat()})"
             raise TimeError(msg)
 
     # -- loading aggregates ----------------------------------------------------------------
@@ -489,19 +487,8 @@ class Ledger:
         }
         if isinstance(working, Case) and working.version:
             envelope["household_id"] = working.household_id
-            if cmd.at < working.discovered_at:
-                msg = (
-                    f"at={cmd.at.isoformat()} is before the household was discovered "
-                    f"({working.discovered_at.isoformat()})"
-                )
-                raise TimeError(msg)
-        elif isinstance(working, Household) and working.version:
-            if cmd.at < working.discovered_at:
-                msg = (
-                    f"at={cmd.at.isoformat()} is before the household was discovered "
-                    f"({working.discovered_at.isoformat()})"
-                )
-                raise TimeError(msg)
+        if isinstance(working, Case | Household) and working.version:
+            _not_before_discovery(cmd.at, working.discovered_at)
         try:
             event = cls(**envelope, **fields)
         except ValidationError as e:
@@ -510,10 +497,10 @@ class Ledger:
         uow.events.append(event)
         return event
 
-    def _new(self, cls: type[_A], aggregate_id: UUID | None, what: str) -> _A:
+    def _new(self, cls: type[_A], aggregate_id: UUID | None, what: str, name: str = "") -> _A:
         aggregate_id = aggregate_id or uuid.uuid4()
         if self._load_any(aggregate_id):
-            msg = f"{what} {aggregate_id} exists already in this ledger"
+            msg = f"{what} {name or aggregate_id} exists already in this ledger"
             raise AlreadyExists(msg)
         return cls(aggregate_id)
 
@@ -525,14 +512,15 @@ class Ledger:
     # -- handlers --------------------------------------------------------------------------
 
     def _register_organisation(self, cmd: c.RegisterOrganisation, uow: _UnitOfWork) -> str:
-        aggregate = self._new(Organisation, organisation_id(cmd.code), "organisation")
+        code_id = organisation_id(cmd.code)
+        aggregate = self._new(Organisation, code_id, "organisation", repr(cmd.code))
         fields = cmd.model_dump(include={"code", "name", "sector", "kind", "dong", "district"})
         self._record(uow, aggregate, OrganisationRegistered, fields, cmd)
         return cmd.code
 
     def _register_worker(self, cmd: c.RegisterWorker, uow: _UnitOfWork) -> str:
         self._organisation(cmd.organisation)
-        aggregate = self._new(Worker, worker_id(cmd.code), "worker")
+        aggregate = self._new(Worker, worker_id(cmd.code), "worker", repr(cmd.code))
         personal = PersonalData(name=cmd.name) if cmd.name else None
         fields = {
             "code": cmd.code,
@@ -576,12 +564,7 @@ class Ledger:
                 "record_consultation(..., outcome='intake') before open_case"
             )
             raise StageError(msg)
-        if cmd.at < household.discovered_at:
-            msg = (
-                f"at={cmd.at.isoformat()} is before the household was discovered "
-                f"({household.discovered_at.isoformat()})"
-            )
-            raise TimeError(msg)
+        _not_before_discovery(cmd.at, household.discovered_at)
         actor = self._worker(cmd.by)
         assigned = self._worker(cmd.worker) if cmd.worker else actor
         organisation = self._organisation(assigned.organisation)
@@ -711,7 +694,9 @@ class Ledger:
             msg = f"household {household.id} has no consent {cmd.consent_id}"
             raise ConsentNotFound(msg)
         if consent.withdrawn_at is not None:
-            msg = f"consent {cmd.consent_id} was already withdrawn on {consent.withdrawn_at:%Y-%m-%d}"
+            msg = (
+                f"consent {cmd.consent_id} was already withdrawn on {consent.withdrawn_at:%Y-%m-%d}"
+            )
             raise RuleViolation(msg)
         return self._record(uow, household, ConsentWithdrawn, {"consent_id": cmd.consent_id}, cmd)
 
@@ -1214,6 +1199,15 @@ def _is_kind(state: Aggregate) -> bool:
     return first is None or hasattr(state, first)
 
 
+def _not_before_discovery(at: datetime, discovered_at: datetime) -> None:
+    if at < discovered_at:
+        msg = (
+            f"at={at.isoformat()} is before the household was discovered "
+            f"({discovered_at.isoformat()})"
+        )
+        raise TimeError(msg)
+
+
 def _as_uuid(value: Any, name: str) -> UUID:
     if isinstance(value, UUID):
         return value
@@ -1233,4 +1227,3 @@ def _invalid(error: ValidationError, what: str = "") -> InvalidInput:
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
     prefix = f"{what}: " if what else ""
     return InvalidInput(f"{prefix}{first}{more}", problems)
-

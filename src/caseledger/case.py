@@ -7,9 +7,9 @@ nothing behind.
 
 Lifecycle (domain guide)::
 
-    opened ─▶ assessed ─▶ classified at a meeting ─┬─▶ selected ─▶ planned ─▶ in service ─▶ closed
-                                                    ├─▶ linkage selected ─▶ linked ──────────▶ closed
-                                                    └─▶ not selected ─────────────────────────▶ closed
+    opened ─▶ assessed ─▶ classified ─┬─▶ selected ─▶ planned ─▶ in service ─▶ closed
+              (at a meeting)          ├─▶ linkage selected ─▶ linked ───────▶ closed
+                                      └─▶ not selected ─────────────────────▶ closed
     closed ─▶ follow-up · reopened (back to opened)  ·  any open stage ─▶ transferred
 """
 
@@ -410,7 +410,10 @@ def decide_complete_referral(case: Case, cmd: c.CompleteReferral, actor: Worker)
     referral = case.referral(cmd.referral_id)
     _require_receiver(referral, actor, "complete")
     if referral.status is not ReferralStatus.ACCEPTED:
-        msg = f"referral {referral.referral_id} is {referral.status.value}; only accepted ones complete"
+        msg = (
+            f"referral {referral.referral_id} is {referral.status.value}; "
+            "only an accepted referral can be completed"
+        )
         raise StageError(msg)
     return ReferralCompleted, {"referral_id": referral.referral_id}
 
@@ -426,7 +429,10 @@ def decide_revoke_referral(case: Case, cmd: c.RevokeReferral, actor: Worker) -> 
         )
         raise AuthorityError(msg)
     if referral.status not in (ReferralStatus.SENT, ReferralStatus.ACCEPTED):
-        msg = f"referral {referral.referral_id} is {referral.status.value} and can no longer be revoked"
+        msg = (
+            f"referral {referral.referral_id} is {referral.status.value} "
+            "and can no longer be revoked"
+        )
         raise StageError(msg)
     return ReferralRevoked, {"referral_id": referral.referral_id, "reason": cmd.reason}
 
@@ -482,9 +488,7 @@ def decide_reopen(case: Case, cmd: c.ReopenCase, worker: Worker) -> Decision:
     return CaseReopened, {"reason": cmd.reason, "worker": worker.code}
 
 
-def decide_transfer(
-    case: Case, cmd: c.TransferCase, to: Organisation, worker: Worker
-) -> Decision:
+def decide_transfer(case: Case, cmd: c.TransferCase, to: Organisation, worker: Worker) -> Decision:
     """Transfer an open case to a worker of another organisation."""
     case.require_open("a transfer")
     if worker.organisation != to.code:

@@ -90,7 +90,9 @@ def pack(value: object) -> bytes:
 
 def unpack(data: bytes) -> Any:
     """Decode bytes written by :func:`pack` (arrays come back as tuples)."""
-    return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, use_list=False, strict_map_key=False)
+    return msgpack.unpackb(
+        data, ext_hook=_ext_hook, raw=False, use_list=False, strict_map_key=False
+    )
 
 
 def encode(event: Event) -> StoredEvent:

@@ -400,7 +400,7 @@ _ADAPTER: TypeAdapter[Command] | None = None
 
 def command_adapter() -> TypeAdapter[Command]:
     """A pydantic adapter that validates any command from a dict or JSON."""
-    global _ADAPTER  # noqa: PLW0603 - built once, lazily: building it costs ~50 ms
+    global _ADAPTER
     if _ADAPTER is None:
         _ADAPTER = TypeAdapter(Command)
     return _ADAPTER

@@ -4,7 +4,7 @@ Catch :class:`CaseLedgerError` to handle anything the library refuses; catch a
 narrower class when you can do something specific about it::
 
     CaseLedgerError                  root: anything caseledger refuses or cannot do
-    ├── InvalidInput                 a command's fields are missing, of the wrong type or out of range
+    ├── InvalidInput                 a command's fields are missing, mistyped or out of range
     ├── NotFound                     an id names nothing in this ledger
     │   ├── CaseNotFound
     │   ├── HouseholdNotFound
@@ -16,9 +16,9 @@ narrower class when you can do something specific about it::
     ├── RuleViolation                the domain forbids this command in the current state
     │   ├── StageError               the case is not at a stage that allows it
     │   ├── CaseClosedError          the case is closed (only follow-up and reopen are allowed)
-    │   ├── MeetingRuleError         a decision names a meeting that did not have the case on its agenda
+    │   ├── MeetingRuleError         the named meeting did not have the case on its agenda
     │   └── TimeError                occurred_at is in the future or before the case began
-    ├── AuthorityError               the acting worker's role may not do this (names rule and policy version)
+    ├── AuthorityError               the actor's role may not do this (names rule and policy)
     ├── ConsentError                 no consent covers providing this data to this organisation
     ├── ConcurrencyError             someone else changed the same case first: reload and retry
     ├── IdempotencyConflict          an idempotency key was reused for a different command

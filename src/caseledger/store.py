@@ -93,7 +93,9 @@ class Tx:
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         """Rows of the last query, as tuples."""
-        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in self._cursor.fetchall()]
+        return [
+            tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in self._cursor.fetchall()
+        ]
 
     def fetchone(self) -> tuple[Any, ...] | None:
         """The next row of the last query, as a tuple, or None."""
@@ -156,8 +158,9 @@ class _LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore) -> None:
         super().__init__(datastore)
         self.hooks = []
+        # The table name is ours, never input.
         self._insert_with_rowid = (
-            f"INSERT INTO {self.events_table_name} "
+            f"INSERT INTO {self.events_table_name} "  # noqa: S608
             "(rowid, originator_id, originator_version, topic, state) VALUES (?,?,?,?,?)"
         )
 
@@ -165,7 +168,7 @@ class _LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         with self.datastore.get_connection(commit=True) as conn:
-            raw: sqlite3.Connection = conn._sqlite_conn  # type: ignore[attr-defined]
+            raw: sqlite3.Connection = conn._sqlite_conn
             cursor = raw.cursor()
             try:
                 cursor.execute("BEGIN IMMEDIATE")
@@ -263,7 +266,9 @@ def _parse_url(url: str | Path | None) -> _Location:
         try:
             from psycopg.conninfo import conninfo_to_dict
         except ImportError as e:
-            msg = "PostgreSQL support needs the 'postgres' extra: pip install 'caseledger[postgres]'"
+            msg = (
+                "PostgreSQL support needs the 'postgres' extra: pip install 'caseledger[postgres]'"
+            )
             raise ConfigurationError(msg) from e
         schema = ""
         match = re.search(r"[?&]schema=([A-Za-z_][A-Za-z0-9_]*)", text)
@@ -276,7 +281,9 @@ def _parse_url(url: str | Path | None) -> _Location:
             msg = f"not a valid PostgreSQL URL: {e}"
             raise ConfigurationError(msg) from e
         if not params.get("dbname"):
-            msg = "the PostgreSQL URL names no database, e.g. postgresql://user@localhost/caseledger"
+            msg = (
+                "the PostgreSQL URL names no database, e.g. postgresql://user@localhost/caseledger"
+            )
             raise ConfigurationError(msg)
         kwargs = tuple(sorted((k, str(v)) for k, v in params.items()))
         return _Location("postgres", pg_kwargs=kwargs, schema=schema, display=_redact(text))
@@ -382,7 +389,7 @@ class EventStore:
         try:
             if self.dialect == "sqlite":
                 with self._sqlite_ds.get_connection(commit=commit) as conn:
-                    raw: sqlite3.Connection = conn._sqlite_conn  # type: ignore[attr-defined]
+                    raw: sqlite3.Connection = conn._sqlite_conn
                     cursor = raw.cursor()
                     cursor.execute("BEGIN IMMEDIATE" if commit else "BEGIN")
                     try:
@@ -435,7 +442,9 @@ class EventStore:
             raise StoreError(f"cannot write to {self.display}: {e}") from e
         return list(positions or [])
 
-    def read_aggregate(self, originator_id: UUID, after_version: int | None = None) -> Sequence[StoredEvent]:
+    def read_aggregate(
+        self, originator_id: UUID, after_version: int | None = None
+    ) -> Sequence[StoredEvent]:
         """The records of one aggregate, in version order."""
         try:
             return self._recorder.select_events(originator_id, gt=after_version)  # type: ignore[no-any-return]
@@ -466,7 +475,7 @@ class EventStore:
     def max_position(self) -> int:
         """The last log position, or 0 for an empty log."""
         try:
-            return self._recorder.max_notification_id() or 0  # type: ignore[no-any-return]
+            return self._recorder.max_notification_id() or 0
         except PersistenceError as e:
             raise StoreError(f"cannot read {self.display}: {e}") from e
 
@@ -482,4 +491,3 @@ class EventStore:
 def open_store(url: str | Path | None = None) -> EventStore:
     """Open (creating if needed) the event store at ``url``; see the module docstring."""
     return EventStore(_parse_url(url))
-

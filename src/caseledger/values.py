@@ -27,8 +27,8 @@ __all__ = [
     "ConsentScope",
     "ConsultationMethod",
     "ConsultationOutcome",
-    "Level",
     "LabelledEnum",
+    "Level",
     "MeetingAttendee",
     "MeetingDecision",
     "MeetingKind",
@@ -88,7 +88,11 @@ class LabelledEnum(StrEnum):
 class Channel(LabelledEnum):
     """How a household in need was found (발굴 경로)."""
 
-    BLIND_SPOT_SYSTEM = "blind_spot_system", "복지사각지대 발굴시스템", "blind-spot detection system"
+    BLIND_SPOT_SYSTEM = (
+        "blind_spot_system",
+        "복지사각지대 발굴시스템",
+        "blind-spot detection system",
+    )
     OUTREACH_VISIT = "outreach_visit", "찾아가는 보건복지서비스", "outreach visit"
     PARTNER_REFERRAL = "partner_referral", "민간기관 의뢰", "private partner referral"
     SAFETY_NET = "safety_net", "인적안전망", "human safety net"

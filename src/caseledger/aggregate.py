@@ -22,6 +22,9 @@ class Aggregate:
 
     id: UUID
     version: int
+    #: True for aggregates that never change after their first event: a cached state
+    #: of one is never re-read from the store.
+    immutable: bool = False
 
     def __init__(self, aggregate_id: UUID) -> None:
         self.id = aggregate_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -138,6 +139,7 @@ class _UnitOfWork:
 
     def __init__(self) -> None:
         self.working: dict[UUID, Aggregate] = {}
+        self.loaded: dict[UUID, Aggregate] = {}
         self.events: list[Event] = []
         self.idempotency: list[tuple[str, str, str]] = []
         self.results: dict[str, str] = {}
@@ -205,6 +207,7 @@ class Ledger:
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._cache_size = cache_size
         self._uow: _UnitOfWork | None = None
+        self._lock = threading.RLock()
         self._handlers: dict[type[Any], Callable[[Any, _UnitOfWork], Any]] = {
             c.RegisterOrganisation: self._register_organisation,
             c.RegisterWorker: self._register_worker,
@@ -283,15 +286,19 @@ class Ledger:
                 for row in rows:
                     ledger.link_service(...)
         """
-        if self._uow is not None:
-            yield  # nested: part of the enclosing batch
-            return
-        uow = self._uow = _UnitOfWork()
-        try:
-            yield
-        finally:
-            self._uow = None
-        self._commit(uow)
+        with self._lock:
+            if self._uow is not None:
+                yield  # nested: part of the enclosing batch
+                return
+            uow = self._uow = _UnitOfWork()
+            try:
+                yield
+            except BaseException:
+                self._forget(uow)
+                raise
+            finally:
+                self._uow = None
+            self._commit(uow)
 
     def _commit(self, uow: _UnitOfWork) -> None:
         if not uow.events:
@@ -300,9 +307,8 @@ class Ledger:
         context = {"idempotency": uow.idempotency, "events": uow.events}
         try:
             self._store.append(records, context)
-        except ConcurrencyError:
-            for aggregate_id in uow.working:
-                self._cache.pop(aggregate_id, None)
+        except BaseException:
+            self._forget(uow)
             raise
         for aggregate_id, aggregate in uow.working.items():
             self._remember(aggregate_id, aggregate)
@@ -310,8 +316,13 @@ class Ledger:
     def execute(self, command: Any) -> Any:
         """Execute a command model (see :mod:`caseledger.commands`) and return its result.
 
-        This is what every verb calls; the JSON-lines import calls it too.
+        This is what every verb calls; the JSON-lines import calls it too. Commands from
+        several threads are serialised.
         """
+        with self._lock:
+            return self._execute(command)
+
+    def _execute(self, command: Any) -> Any:
         handler = self._handlers.get(type(command))
         if handler is None:
             msg = f"not a caseledger command: {type(command).__name__}"
@@ -399,29 +410,47 @@ class Ledger:
             self._cache.popitem(last=False)
 
     def _load(self, cls: type[_A], aggregate_id: UUID) -> _A | None:
-        """The current state of an aggregate, or None if it has no events."""
+        """The current state of an aggregate, or None if it has no events.
+
+        Each aggregate is read from the store at most once per unit of work, and only
+        the records after the version already cached. Single-event aggregates
+        (organisations, workers, meetings) never change once cached. A cached state
+        that another process has moved on from is caught at commit: the insert of the
+        same version fails and raises :class:`ConcurrencyError`.
+        """
         uow = self._uow
-        if uow is not None and aggregate_id in uow.working:
-            found = uow.working[aggregate_id]
-            return found if isinstance(found, cls) else None
+        if uow is not None:
+            found = uow.working.get(aggregate_id) or uow.loaded.get(aggregate_id)
+            if found is not None:
+                return found if isinstance(found, cls) else None
         cached = self._cache.get(aggregate_id)
+        if isinstance(cached, cls) and cls.immutable:
+            return cached
         after = cached.version if isinstance(cached, cls) else 0
         records = self._store.read_aggregate(aggregate_id, after_version=after or None)
-        if not records:
-            return cached if isinstance(cached, cls) and cached.version else None
-        state = cached.clone() if isinstance(cached, cls) and after else cls(aggregate_id)
-        for record in records:
-            state.apply(codec.decode(record))
-        if not _is_kind(state):
+        if records:
+            state = cached if isinstance(cached, cls) and after else cls(aggregate_id)
+            for record in records:
+                state.apply(codec.decode(record))
+            if not _is_kind(state):
+                return None
+            self._remember(aggregate_id, state)
+        elif isinstance(cached, cls) and cached.version:
+            state = cached
+        else:
             return None
-        self._remember(aggregate_id, state)
+        if uow is not None:
+            uow.loaded[aggregate_id] = state
         return state
 
     def _working(self, aggregate: _A, uow: _UnitOfWork) -> _A:
-        found = uow.working.get(aggregate.id)
-        if found is None:
-            found = uow.working[aggregate.id] = aggregate.clone()
-        return found  # type: ignore[return-value]
+        # Changed in place: if the unit of work fails, _forget() drops it from the cache.
+        uow.working[aggregate.id] = aggregate
+        return aggregate
+
+    def _forget(self, uow: _UnitOfWork) -> None:
+        for aggregate_id in uow.working:
+            self._cache.pop(aggregate_id, None)
 
     def _case(self, case_id: UUID) -> Case:
         found = self._load(Case, case_id)

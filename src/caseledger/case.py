@@ -115,6 +115,7 @@ class Case(Aggregate):
     closure_reason: ClosureReason | None
     stage_since: datetime
     links: dict[UUID, Link]
+    active_link_count: int
     referrals: dict[UUID, Referral]
     last_checked_at: datetime | None
     follow_ups: int
@@ -156,6 +157,7 @@ class Case(Aggregate):
         self.closed_at = None
         self.closure_reason = None
         self.links = {}
+        self.active_link_count = 0
         self.referrals = {}
         self.last_checked_at = None
         self.follow_ups = 0
@@ -169,7 +171,7 @@ class Case(Aggregate):
         self.assessed_at = e.occurred_at
 
     def _stage_for_track(self) -> Stage:
-        active = bool(self.active_links)
+        active = self.active_link_count > 0
         if self.track is Track.CASE_MANAGED:
             if active:
                 return Stage.IN_SERVICE
@@ -191,6 +193,7 @@ class Case(Aggregate):
 
     def on_ServiceLinked(self, e: ServiceLinked) -> None:  # noqa: N802
         self.links[e.link_id] = Link(e.link_id, e.provider, e.sector, e.service, e.occurred_at)
+        self.active_link_count += 1
         self._move(self._stage_for_track(), e.occurred_at)
 
     def on_ServiceChecked(self, e: ServiceChecked) -> None:  # noqa: N802
@@ -201,6 +204,7 @@ class Case(Aggregate):
             self.last_checked_at = e.occurred_at
         if e.decision is CheckDecision.STOP:
             link.active = False
+            self.active_link_count -= 1
             self._move(self._stage_for_track(), e.occurred_at)
 
     def on_ReferralSent(self, e: ReferralSent) -> None:  # noqa: N802
@@ -225,6 +229,7 @@ class Case(Aggregate):
         self.closure_reason = e.reason
         for link in self.links.values():
             link.active = False
+        self.active_link_count = 0
         self._move(Stage.CLOSED, e.occurred_at)
 
     def on_FollowUpConducted(self, e: FollowUpConducted) -> None:  # noqa: N802

@@ -16,6 +16,8 @@ __all__ = ["CaseMeeting"]
 class CaseMeeting(Aggregate):
     """A case meeting that was held."""
 
+    immutable = True
+
     kind: MeetingKind
     host: str
     title: str

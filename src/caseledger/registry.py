@@ -33,6 +33,8 @@ def worker_id(code: str) -> UUID:
 class Organisation(Aggregate):
     """A registered organisation."""
 
+    immutable = True
+
     code: str
     name: str
     sector: Sector
@@ -53,6 +55,8 @@ class Organisation(Aggregate):
 
 class Worker(Aggregate):
     """A registered worker account."""
+
+    immutable = True
 
     code: str
     organisation: str

@@ -126,13 +126,19 @@ class WriteHook(Protocol):
 
 
 class _DurableSQLitePool(SQLiteConnectionPool):
-    """Connections with ``synchronous=FULL`` (durable commits) and foreign keys on."""
+    """Connections with ``synchronous=FULL`` (durable commits) and foreign keys on.
+
+    ``secure_delete`` makes SQLite overwrite deleted content with zeros, on every
+    connection: erasing a household deletes its wrapped data key, and no stale copy
+    may stay behind in free space of a page another connection rewrote.
+    """
 
     def _create_connection(self) -> SQLiteConnection:
         conn = super()._create_connection()
         raw = conn._sqlite_conn
         raw.execute("PRAGMA synchronous=FULL")
         raw.execute("PRAGMA foreign_keys=ON")
+        raw.execute("PRAGMA secure_delete=ON")
         return conn
 
 
@@ -243,6 +249,32 @@ def _postgres_recorder_class() -> type[PostgresApplicationRecorder]:
     return _LedgerPostgresRecorder
 
 
+def _postgres_datastore_class() -> Any:
+    from eventsourcing.postgres import PostgresDatastore
+
+    class _LedgerPostgresDatastore(PostgresDatastore):
+        """Connections whose ``search_path`` is the ledger's schema.
+
+        eventsourcing qualifies its own tables with the schema; the ledger's other tables
+        (idempotency keys, leaf hashes, read models) are found through ``search_path``.
+        """
+
+        def after_connect_func(self) -> Any:
+            base = super().after_connect_func()
+            schema = self.schema
+
+            def after_connect(conn: Any) -> None:
+                base(conn)
+                if schema != "public":
+                    from psycopg import sql
+
+                    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+
+            return after_connect
+
+    return _LedgerPostgresDatastore
+
+
 # ---------------------------------------------------------------------------
 # The store
 
@@ -326,11 +358,9 @@ class EventStore:
             self._sqlite_ds = _SQLiteDatastore(location.sqlite_name)
             self._recorder: Any = _LedgerSQLiteRecorder(self._sqlite_ds)
         else:
-            from eventsourcing.postgres import PostgresDatastore
-
             kw = dict(location.pg_kwargs)
             try:
-                ds = PostgresDatastore(
+                ds = _postgres_datastore_class()(
                     dbname=kw.pop("dbname"),
                     host=kw.pop("host", "localhost"),
                     port=kw.pop("port", "5432"),
@@ -417,6 +447,33 @@ class EventStore:
         with self.transaction(commit=False) as tx:
             tx.execute(sql, params)
             return tx.fetchall()
+
+    def maintain(self, statement: str) -> list[tuple[Any, ...]]:
+        """Run one maintenance statement outside any transaction and return its rows.
+
+        For statements a transaction refuses: ``PRAGMA wal_checkpoint(TRUNCATE)`` on
+        SQLite, ``VACUUM`` on PostgreSQL.
+        """
+        try:
+            if self.dialect == "sqlite":
+                with self._sqlite_ds.get_connection(commit=False) as conn:
+                    raw: sqlite3.Connection = conn._sqlite_conn
+                    return [tuple(r) for r in raw.execute(statement).fetchall()]
+            with self._pg_ds.get_connection() as pg:
+                autocommit = pg.autocommit
+                pg.autocommit = True
+                try:
+                    cursor = pg.execute(statement)
+                    rows = cursor.fetchall() if cursor.description else []
+                finally:
+                    pg.autocommit = autocommit
+                return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+        except (sqlite3.Error, PersistenceError) as e:
+            raise StoreError(f"database error on {self.display}: {e}") from e
+        except Exception as e:
+            if type(e).__module__.startswith("psycopg"):
+                raise StoreError(f"database error on {self.display}: {e}") from e
+            raise
 
     # -- the log ---------------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from caseledger import Ledger
 
 KST = ZoneInfo("Asia/Seoul")
 BACKENDS = ["memory", "sqlite", "postgres"]
+#: The master key of test ledgers (file and PostgreSQL ledgers need one for personal data).
+MASTER_KEY = bytes(range(32))
 
 
 def postgres_url() -> str | None:
@@ -83,7 +85,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def ledger(ledger_url: str, clock: FixedClock) -> Iterator[Ledger]:
-    with Ledger.open(ledger_url, clock=clock) as opened:
+    with Ledger.open(ledger_url, clock=clock, master_key=MASTER_KEY) as opened:
         yield opened
 
 

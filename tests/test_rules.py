@@ -111,9 +111,7 @@ def test_unknown_ids_are_typed_not_found_errors(registered: Ledger) -> None:
     refused(
         ledger,
         ReferralNotFound,
-        lambda: ledger.respond_to_referral(
-            case, ghost, accept=True, by="mhwc-worker", at=kst(2022, 10, 6)
-        ),
+        lambda: ledger.respond_to_referral(case, ghost, accept=True, by=BY, at=kst(2022, 10, 6)),
     )
 
 
@@ -176,6 +174,9 @@ def test_lifecycle_order_is_enforced(registered: Ledger) -> None:
     ledger.classify(case, meeting=meeting, track="linkage_only", criteria_version="v", by=BY, at=at)
     msg = refused(ledger, StageError, lambda: ledger.agree_plan(case, services=plan, by=BY, at=at))
     assert "linkage_only" in msg
+    household = ledger.case(case).household_id
+    ledger.grant_consent(household, scopes=["provide"], recipients=["dongducheon-senior"],
+                         purpose="도시락 배달", by=BY, at=at)  # fmt: skip
     ledger.link_service(
         case, service="도시락", provider="dongducheon-senior", domain="daily_living", by=BY, at=at
     )
@@ -357,6 +358,9 @@ def test_referrals_are_a_small_state_machine_with_authority(registered: Ledger) 
     ledger = registered
     case = new_case(ledger)
     at = kst(2022, 10, 11)
+    household = ledger.case(case).household_id
+    ledger.grant_consent(household, scopes=["provide"], recipients=["dongducheon-mhwc"],
+                         purpose="정신건강 상담", by=BY, at=at)  # fmt: skip
     sent = ledger.refer(
         case, to="dongducheon-mhwc", domain="health", purpose="정신건강 상담", by=BY, at=at
     )
@@ -366,7 +370,9 @@ def test_referrals_are_a_small_state_machine_with_authority(registered: Ledger) 
         AuthorityError,
         lambda: ledger.respond_to_referral(case, referral, accept=True, by="senior-worker", at=at),
     )
-    assert "dongducheon-mhwc" in msg
+    # The policy refuses a partner the referral was not sent to before the case rules run.
+    assert "partner-service" in msg
+    assert "dongducheon-senior" in msg
     refused(
         ledger,
         RuleViolation,

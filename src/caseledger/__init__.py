@@ -12,6 +12,7 @@ underscore, and names not listed in ``__all__``, may change without notice.
 """
 
 from caseledger._version import __version__
+from caseledger.access import AccessAction, AccessRecord
 from caseledger.application import Ledger, LogEntry, retry
 from caseledger.case import Case
 from caseledger.commands import command_json_schema
@@ -29,6 +30,7 @@ from caseledger.errors import (
     CorruptRecord,
     HouseholdNotFound,
     IdempotencyConflict,
+    ImportLineError,
     IntegrityError,
     InvalidInput,
     MeetingNotFound,
@@ -37,6 +39,7 @@ from caseledger.errors import (
     OrganisationNotFound,
     ProofError,
     ReferralNotFound,
+    RetentionError,
     RuleViolation,
     ServiceLinkNotFound,
     StageError,
@@ -44,8 +47,24 @@ from caseledger.errors import (
     TimeError,
     WorkerNotFound,
 )
+from caseledger.events import Redaction
 from caseledger.household import Household
 from caseledger.meeting import CaseMeeting
+from caseledger.policy import Policy
+from caseledger.privacy import Reader
+from caseledger.projections import (
+    AuditEntry,
+    AuditPage,
+    CaseloadEntry,
+    Deadlines,
+    DueItem,
+    KpiFigure,
+    KpiReport,
+    MeetingCase,
+    MeetingEntry,
+    WorkerCaseload,
+    WorkerCaseloads,
+)
 from caseledger.values import (
     Channel,
     CheckDecision,
@@ -73,13 +92,18 @@ from caseledger.values import (
 )
 
 __all__ = [
+    "AccessAction",
+    "AccessRecord",
     "AlreadyExists",
+    "AuditEntry",
+    "AuditPage",
     "AuthorityError",
     "Case",
     "CaseClosedError",
     "CaseLedgerError",
     "CaseMeeting",
     "CaseNotFound",
+    "CaseloadEntry",
     "Channel",
     "CheckDecision",
     "CheckMethod",
@@ -93,16 +117,23 @@ __all__ = [
     "ConsultationMethod",
     "ConsultationOutcome",
     "CorruptRecord",
+    "Deadlines",
+    "DueItem",
     "Household",
     "HouseholdNotFound",
     "IdempotencyConflict",
+    "ImportLineError",
     "IntegrityError",
     "InvalidInput",
+    "KpiFigure",
+    "KpiReport",
     "Ledger",
     "Level",
     "LogEntry",
     "MeetingAttendee",
+    "MeetingCase",
     "MeetingDecision",
+    "MeetingEntry",
     "MeetingKind",
     "MeetingNotFound",
     "MeetingRuleError",
@@ -113,8 +144,12 @@ __all__ = [
     "OrganisationNotFound",
     "PersonalData",
     "PlannedService",
+    "Policy",
     "ProofError",
+    "Reader",
+    "Redaction",
     "ReferralNotFound",
+    "RetentionError",
     "RiskRating",
     "Role",
     "RuleViolation",
@@ -127,6 +162,8 @@ __all__ = [
     "SubDomain",
     "TimeError",
     "Track",
+    "WorkerCaseload",
+    "WorkerCaseloads",
     "WorkerNotFound",
     "__version__",
     "command_json_schema",

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from caseledger import case as rules
 from caseledger import codec
 from caseledger import commands as c
+from caseledger.access import AccessLog, AccessReport, access_report, current_terminal
 from caseledger.aggregate import Aggregate
 from caseledger.case import Case
 from caseledger.errors import (
@@ -57,11 +58,26 @@ from caseledger.events import (
     ConsultationRecorded,
     Event,
     HouseholdDiscovered,
+    HouseholdErased,
     OrganisationRegistered,
     WorkerRegistered,
 )
 from caseledger.household import Household
+from caseledger.keystore import KeyRing, find_master_key
 from caseledger.meeting import CaseMeeting
+from caseledger.merkle_log import MerkleLog, ProofBundle, VerificationReport
+from caseledger.policy import Policy, authorise_command, load_policy
+from caseledger.privacy import HouseholdCases, ReadContext, Reader, access_entries, check_erasure
+from caseledger.projections import (
+    AuditPage,
+    CaseloadEntry,
+    Deadlines,
+    DueItem,
+    KpiReport,
+    MeetingEntry,
+    Projections,
+    WorkerCaseloads,
+)
 from caseledger.registry import Organisation, Worker, organisation_id, worker_id
 from caseledger.store import Dialect, EventStore, Notification, StoredEvent, Tx, open_store
 from caseledger.values import (
@@ -145,8 +161,34 @@ class _UnitOfWork:
         self.results: dict[str, str] = {}
 
 
+class _Directory:
+    """The ledger's current state as the policy checks see it (no copies)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def worker(self, code: str) -> Worker:
+        return self._ledger._worker(code)
+
+    def organisation(self, code: str) -> Organisation:
+        return self._ledger._organisation(code)
+
+    def case(self, case_id: UUID) -> Case:
+        return self._ledger._case(case_id)
+
+    def household(self, household_id: UUID) -> Household:
+        return self._ledger._household(household_id)
+
+    def cases_of(self, household_id: UUID) -> list[Case]:
+        return self._ledger._cases_of(household_id)
+
+
 def _fingerprint(cmd: Any) -> str:
-    data = cmd.model_dump(mode="json", exclude={"idempotency_key"})
+    # Personal values stay out: a hash of a resident registration number can be guessed
+    # back, and the idempotency table keeps it after the household is erased.
+    data = cmd.model_dump(mode="json", exclude={"idempotency_key", "notes", "name", "personal"})
+    if "members" in data:
+        data["members"] = [{k: v for k, v in m.items() if k != "personal"} for m in data["members"]]
     text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -198,12 +240,17 @@ class Ledger:
         store: EventStore,
         *,
         clock: Callable[[], datetime] | None = None,
-        policy_version: str = DEFAULT_POLICY_VERSION,
+        policy: Policy | str | Path | None = None,
+        master_key: bytes | str | Path | None = None,
         cache_size: int = 20_000,
+        projections: str = "inline",
+        deadlines: Deadlines | None = None,
+        timezone: str | tzinfo | None = None,
     ) -> None:
         self._store = store
         self._clock = clock or (lambda: datetime.now(UTC))
-        self.policy_version = policy_version
+        #: The authority policy in force (:mod:`caseledger.policy`); its version is on every event.
+        self.policy: Policy = load_policy(policy)
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._cache_size = cache_size
         self._uow: _UnitOfWork | None = None
@@ -232,8 +279,23 @@ class Ledger:
             c.TransferCase: self._transfer_case,
             c.GrantConsent: self._grant_consent,
             c.WithdrawConsent: self._withdraw_consent,
+            c.EraseHousehold: self._erase_household,
         }
         store.add_hook(_IdempotencyHook())
+        #: The Merkle log over the stored records (:mod:`caseledger.merkle_log`).
+        self.merkle = MerkleLog(store)
+        in_memory = store.dialect == "sqlite" and store.display == ":memory:"
+        sqlite_file = Path(store.display) if store.dialect == "sqlite" and not in_memory else None
+        key, source = find_master_key(master_key, sqlite_file=sqlite_file, in_memory=in_memory)
+        #: The data keys of this ledger (:mod:`caseledger.keystore`).
+        self.keys = KeyRing(store, key, source=source)
+        #: The access records of this ledger (:mod:`caseledger.access`).
+        self.access = AccessLog(store)
+        self._household_cases = HouseholdCases(store)
+        self._directory = _Directory(self)
+        self._projections = Projections(
+            store, mode=projections, deadlines=deadlines, timezone=timezone
+        )
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -243,17 +305,42 @@ class Ledger:
         url: str | Path | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
-        policy_version: str = DEFAULT_POLICY_VERSION,
+        policy: Policy | str | Path | None = None,
+        master_key: bytes | str | Path | None = None,
+        projections: str = "inline",
+        deadlines: Deadlines | None = None,
+        timezone: str | tzinfo | None = None,
     ) -> Ledger:
         """Open the ledger at ``url``, creating it if needed.
 
         ``url`` is a file path (SQLite; default ``$CASELEDGER_DB`` or ``./caseledger.db``),
         ``":memory:"`` (SQLite in memory, for tests) or ``postgresql://user@host/db``.
         ``clock`` returns the current time (timezone-aware); it stamps ``recorded_at``.
+
+        ``policy`` is the authority policy: a :class:`~caseledger.policy.Policy`, a JSON
+        file, or (default) ``$CASELEDGER_POLICY`` or the shipped default. ``master_key``
+        wraps the per-household data keys that seal personal fields: 32 bytes, base64
+        text or a key file ``Path``; by default ``$CASELEDGER_MASTER_KEY``,
+        ``$CASELEDGER_MASTER_KEY_FILE``, an ephemeral key for ``":memory:"``, or the key
+        file beside an SQLite database (see :mod:`caseledger.keystore`).
+
+        ``projections`` says who keeps the read models (caseload, audit trail, KPIs,
+        meetings): ``"inline"`` (default) updates them in each write's transaction;
+        ``"follow"`` leaves them to a follower (:meth:`project`, :meth:`follow`,
+        ``caseledger project --follow``); ``"off"`` keeps none. ``deadlines`` and
+        ``timezone`` (default Asia/Seoul) set how due dates, days and periods are counted.
         """
         if url is None:
             url = os.environ.get("CASELEDGER_DB") or None
-        return cls(open_store(url), clock=clock, policy_version=policy_version)
+        return cls(
+            open_store(url), clock=clock, policy=policy, master_key=master_key,
+            projections=projections, deadlines=deadlines, timezone=timezone,
+        )  # fmt: skip
+
+    @property
+    def policy_version(self) -> str:
+        """The version of the authority policy in force (stored on every event)."""
+        return self.policy.version
 
     @property
     def store(self) -> EventStore:
@@ -303,13 +390,21 @@ class Ledger:
     def _commit(self, uow: _UnitOfWork) -> None:
         if not uow.events:
             return
-        records = [codec.encode(e) for e in uow.events]
-        context = {"idempotency": uow.idempotency, "events": uow.events}
+        sealing = self.keys.sealing()
         try:
+            records = [codec.encode(e, sealing) for e in uow.events]
+            access = access_entries(uow.events, self._role_in(uow), current_terminal())
+            context = {
+                "idempotency": uow.idempotency,
+                "events": uow.events,
+                "sealing": sealing,
+                "access": access,
+            }
             self._store.append(records, context)
         except BaseException:
             self._forget(uow)
             raise
+        self.keys.committed(sealing)
         for aggregate_id, aggregate in uow.working.items():
             self._remember(aggregate_id, aggregate)
 
@@ -335,6 +430,7 @@ class Ledger:
             if found is not None:
                 return self._result_from(found)
         self._check_time(command.at)
+        authorise_command(self.policy, command, self._directory)
         if self._uow is not None:
             result = handler(command, self._uow)
             if key is not None:
@@ -486,6 +582,26 @@ class Ledger:
             msg = f"worker {code!r} is not registered; register_worker first"
             raise WorkerNotFound(msg)
         return found
+
+    def _cases_of(self, household_id: UUID) -> list[Case]:
+        ids = set(self._household_cases.case_ids(household_id))
+        if self._uow is not None:
+            ids.update(
+                a.id
+                for a in self._uow.working.values()
+                if isinstance(a, Case) and a.version and a.household_id == household_id
+            )
+        return [self._case(case_id) for case_id in sorted(ids)]
+
+    def _role_in(self, uow: _UnitOfWork) -> Callable[[str], str]:
+        def role(actor: str) -> str:
+            if actor == _SYSTEM:
+                return _SYSTEM
+            found = uow.working.get(worker_id(actor))
+            worker = found if isinstance(found, Worker) else self._worker(actor)
+            return worker.role.value
+
+        return role
 
     # -- recording -------------------------------------------------------------------------
 
@@ -728,6 +844,11 @@ class Ledger:
             )
             raise RuleViolation(msg)
         return self._record(uow, household, ConsentWithdrawn, {"consent_id": cmd.consent_id}, cmd)
+
+    def _erase_household(self, cmd: c.EraseHousehold, uow: _UnitOfWork) -> Event:
+        household = self._household(cmd.household_id)
+        check_erasure(self.policy, household, self._cases_of(household.id), cmd.at)
+        return self._record(uow, household, HouseholdErased, {"reason": cmd.reason}, cmd)
 
     # -- the verbs -------------------------------------------------------------------------
 
@@ -1167,6 +1288,65 @@ class Ledger:
             idempotency_key=idempotency_key,
         )  # fmt: skip
 
+    # -- privacy (caseledger.privacy) ------------------------------------------------------
+
+    def erase_household(
+        self,
+        household_id: UUID,
+        *,
+        reason: str,
+        by: str,
+        at: datetime,
+        idempotency_key: str | None = None,
+    ) -> Event:
+        """Destroy a household's personal data (파기) by destroying its data key.
+
+        Records ``HouseholdErased`` (no personal data in it) and deletes the wrapped
+        data key from every database file. Afterwards the household's personal fields
+        read as erased everywhere; its structure (cases, dates, categories) stays, and
+        the stored records, and so the Merkle log, do not change. The policy's
+        retention rule may refuse it (:class:`~caseledger.errors.RetentionError`).
+        """
+        return self._run(  # type: ignore[no-any-return]
+            c.EraseHousehold, household_id=household_id, reason=reason, by=by, at=at,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def authorise(self, command: Any) -> str:
+        """Whether the policy allows a command now; returns the allowing rule's id.
+
+        Raises :class:`~caseledger.errors.AuthorityError` (or ``ConsentError``) as
+        :meth:`execute` would, without recording anything. For user interfaces.
+        """
+        with self._lock:
+            return authorise_command(self.policy, command, self._directory)
+
+    def reader(self, account: str, *, terminal: str | None = None) -> Reader:
+        """A view for reading personal data as worker ``account`` from ``terminal``.
+
+        Every read through it is checked against the policy and recorded as an access
+        record (see :class:`~caseledger.privacy.Reader`). ``terminal`` names the client
+        (IP address, terminal id); default: :func:`caseledger.access.current_terminal`::
+
+            reader = ledger.reader("jungang-officer", terminal="10.20.30.40")
+            events = reader.history(case_id)
+        """
+        context = ReadContext(
+            policy=self.policy,
+            directory=self._directory,
+            store=self._store,
+            keys=self.keys,
+            access=self.access,
+            clock=self._clock,
+            lock=self._lock,
+        )
+        with self._lock:
+            return Reader(account, terminal or current_terminal(), context)
+
+    def access_report(self, month: str | date) -> AccessReport:
+        """The monthly inspection of the access records (``"2022-02"``)."""
+        return access_report(self.access, self.policy, month)
+
     # -- queries ---------------------------------------------------------------------------
 
     def case(self, case_id: UUID) -> Case:
@@ -1207,6 +1387,179 @@ class Ledger:
     def records(self, since: int = 0, *, batch_size: int = 2000) -> Iterator[Notification]:
         """Stream the raw stored records (position, ids, topic, state bytes) in log order."""
         return self._store.iter_log(since + 1, batch_size=batch_size)
+
+    # -- integrity (caseledger.merkle_log) ---------------------------------------------------
+
+    def verify(
+        self, checkpoints: Sequence[str | bytes] = (), public_key: str | None = None
+    ) -> VerificationReport:
+        """Recompute every leaf of the Merkle log from the stored records and check them.
+
+        Each signed checkpoint (verified with ``public_key``) must have the root of the
+        first ``size`` records, and successive ones must be consistent. The report says
+        which log positions were modified, deleted, inserted or reordered.
+        """
+        return self.merkle.verify(checkpoints, public_key)
+
+    def checkpoint(self, signer_key: str, *, origin: str | None = None) -> str:
+        """A signed checkpoint (C2SP signed note) of the log now; hand it to an auditor."""
+        return self.merkle.checkpoint(signer_key, origin=origin)
+
+    def prove(self, case_id: UUID, signer_key: str, *, origin: str | None = None) -> ProofBundle:
+        """A proof bundle: the case's records, each with its inclusion proof, and a checkpoint."""
+        return self.merkle.prove(_as_uuid(case_id, "case_id"), signer_key, origin=origin)
+
+    # -- read models (caseledger.projections) ----------------------------------------------
+
+    @property
+    def projections(self) -> Projections:
+        """The read models of this ledger (see :mod:`caseledger.projections`)."""
+        return self._projections
+
+    def caseload(
+        self,
+        *,
+        as_of: date | datetime | None = None,
+        as_of_recorded: date | datetime | None = None,
+        dong: str | None = None,
+        district: str | None = None,
+        organisation: str | None = None,
+        worker: str | None = None,
+        stage: str | None = None,
+        include_closed: bool = False,
+        today: date | None = None,
+    ) -> list[CaseloadEntry]:
+        """Every case not closed (``include_closed=True``: closed ones too), filtered.
+
+        Now by default; ``as_of=`` what was true in the world then, ``as_of_recorded=``
+        what the ledger knew then (see :mod:`caseledger.projections`). ``today`` is the
+        day days-in-stage and due dates are counted to (default: the clock's today).
+        """
+        return self._projections.caseload(
+            now=self._clock(), as_of=as_of, as_of_recorded=as_of_recorded, today=today,
+            dong=dong, district=district, organisation=organisation, worker=worker,
+            stage=stage, include_closed=include_closed,
+        )  # fmt: skip
+
+    def case_state(
+        self,
+        case_id: UUID,
+        *,
+        as_of: date | datetime | None = None,
+        as_of_recorded: date | datetime | None = None,
+        today: date | None = None,
+    ) -> CaseloadEntry:
+        """One case as the caseload shows it, now or at a point on either time axis."""
+        return self._projections.case_state(
+            _as_uuid(case_id, "case_id"), now=self._clock(), as_of=as_of,
+            as_of_recorded=as_of_recorded, today=today,
+        )  # fmt: skip
+
+    def worker_caseloads(
+        self,
+        *,
+        as_of: date | datetime | None = None,
+        as_of_recorded: date | datetime | None = None,
+        dong: str | None = None,
+        district: str | None = None,
+        organisation: str | None = None,
+    ) -> WorkerCaseloads:
+        """Open cases per assigned worker, and workers per bucket (0–9, 10–19, 20–29, 30+)."""
+        return self._projections.worker_caseloads(
+            as_of=as_of, as_of_recorded=as_of_recorded, dong=dong, district=district,
+            organisation=organisation,
+        )  # fmt: skip
+
+    def audit_trail(
+        self,
+        *,
+        case_id: UUID | None = None,
+        worker: str | None = None,
+        limit: int = 100,
+        after: int | None = None,
+    ) -> AuditPage:
+        """A page of the audit trail of a case, of an acting worker, or of everything.
+
+        Entries are in log order; pass the page's ``next_after`` as ``after=`` for the next.
+        """
+        return self._projections.audit_trail(
+            case_id=_as_uuid(case_id, "case_id") if case_id is not None else None,
+            worker=worker, limit=limit, after=after,
+        )  # fmt: skip
+
+    def kpis(
+        self,
+        period: str,
+        *,
+        by: str | None = None,
+        compare_previous: bool = True,
+        dong: str | None = None,
+        district: str | None = None,
+        organisation: str | None = None,
+        worker: str | None = None,
+        as_of: date | datetime | None = None,
+        as_of_recorded: date | datetime | None = None,
+    ) -> KpiReport:
+        """Monitoring figures for ``period`` (``2022``, ``2022-02``, ``2022Q1``).
+
+        ``by`` breaks them down per ``dong``, ``district``, ``organisation`` or ``worker``;
+        the previous period of the same length is beside each figure unless
+        ``compare_previous=False``. See :mod:`caseledger.projections.kpis` for the metrics.
+        """
+        return self._projections.kpis(
+            period, by=by, compare_previous=compare_previous, dong=dong, district=district,
+            organisation=organisation, worker=worker, as_of=as_of,
+            as_of_recorded=as_of_recorded,
+        )  # fmt: skip
+
+    def meetings(
+        self,
+        *,
+        period: str | None = None,
+        kind: str | None = None,
+        host: str | None = None,
+        dong: str | None = None,
+        district: str | None = None,
+    ) -> list[MeetingEntry]:
+        """The meeting register: meetings (in ``period``), attendees, agenda and decisions."""
+        return self._projections.meetings(
+            period=period, kind=kind, host=host, dong=dong, district=district
+        )
+
+    def due(
+        self,
+        *,
+        overdue_only: bool = False,
+        today: date | None = None,
+        deadlines: Deadlines | None = None,
+        dong: str | None = None,
+        district: str | None = None,
+        organisation: str | None = None,
+        worker: str | None = None,
+    ) -> list[DueItem]:
+        """What is due on current cases (and overdue on ``today``), earliest first."""
+        return self._projections.due(
+            now=self._clock(), overdue_only=overdue_only, today=today, deadlines=deadlines,
+            dong=dong, district=district, organisation=organisation, worker=worker,
+        )  # fmt: skip
+
+    def rebuild(self) -> int:
+        """Drop every read model and rebuild it from the log; return the events replayed."""
+        return self._projections.rebuild()
+
+    def project(self, *, batch_size: int = 1000, max_batches: int | None = None) -> int:
+        """Apply to the read models the events they have not seen yet; return how many."""
+        return self._projections.project(batch_size=batch_size, max_batches=max_batches)
+
+    def follow(
+        self,
+        *,
+        poll: float = 1.0,
+        batch_size: int = 1000,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Keep the read models current until ``stop`` is set (a follower process)."""
+        return self._projections.follow(poll=poll, batch_size=batch_size, stop=stop)
 
     def __len__(self) -> int:
         """The number of events in the log."""

@@ -12,11 +12,23 @@ datetime     1     int64 microseconds since the Unix epoch, int32 UTC offset (s)
 UUID         2     the 16 bytes
 Decimal      3     its ASCII string
 date         4     int32 proleptic Gregorian ordinal
+sealed       5     12-byte nonce ‖ AES-256-GCM ciphertext and tag of the packed value
 ===========  ====  ==========================================================
 
 The same bytes are what the Merkle log hashes and what exports read, so they must
 never depend on anything but the event: maps keep field order, and nothing is
 compressed.
+
+Personal fields (``personal``, and ``personal`` inside each of ``members``) are never
+stored in plain text. :func:`encode` hands each one, packed, to a :class:`Sealer` and
+stores what it returns as a *sealed* value; its associated data (:func:`sealed_aad`)
+binds it to the record and field it belongs to, so sealed bytes cannot be moved to
+another record. The key is the data key of the field's *owner*: the event's
+``household_id`` field when it has one (case events), else its originator (household
+and worker events). :func:`decode` opens them with an :class:`Opener`, or leaves them
+None and says why in :attr:`Event.redaction <caseledger.events.Event.redaction>`;
+:func:`decode_fields` never opens them (sealed values come back as None), so
+projections and exports need no key and never see personal data.
 """
 
 from __future__ import annotations
@@ -24,22 +36,87 @@ from __future__ import annotations
 import struct
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 import msgpack
 from eventsourcing.persistence import StoredEvent
 from pydantic import ValidationError
 
-from caseledger.errors import CorruptRecord
-from caseledger.events import Event, event_class, topic_of, upcast
+from caseledger.errors import ConfigurationError, CorruptRecord
+from caseledger.events import EVENT_CLASSES, Event, Redaction, event_class, topic_of, upcast
 
-__all__ = ["decode", "decode_fields", "encode", "pack", "unpack"]
+__all__ = [
+    "Opener",
+    "Sealer",
+    "decode",
+    "decode_fields",
+    "encode",
+    "key_owner",
+    "pack",
+    "sealed_aad",
+    "unpack",
+]
 
 _EXT_DATETIME = 1
 _EXT_UUID = 2
 _EXT_DECIMAL = 3
 _EXT_DATE = 4
+_EXT_SEALED = 5
+
+
+class Sealer(Protocol):
+    """Encrypts personal values for storage (see :class:`caseledger.keystore.KeyRing`)."""
+
+    def seal(self, owner: UUID, plaintext: bytes, aad: bytes) -> bytes:
+        """``nonce ‖ ciphertext`` of ``plaintext`` under ``owner``'s data key, bound to ``aad``."""
+        ...
+
+
+class Opener(Protocol):
+    """Decrypts sealed personal values, or says why it will not."""
+
+    def open(self, owner: UUID, sealed: bytes, aad: bytes) -> bytes | Literal["erased", "withheld"]:
+        """The plaintext, or ``"erased"`` (the key was destroyed) or ``"withheld"``."""
+        ...
+
+
+class _Sealed:
+    """A sealed value as stored: opaque bytes, never plaintext."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<sealed {len(self.data)} bytes>"
+
+
+_AAD_PREFIX = b"caseledger:sealed:1\x00"
+#: Event classes with personal fields: (has ``personal``, has ``members``).
+_PERSONAL: dict[type[Event], tuple[bool, bool]] = {
+    cls: ("personal" in cls.model_fields, "members" in cls.model_fields)
+    for cls in EVENT_CLASSES
+    if "personal" in cls.model_fields or "members" in cls.model_fields
+}
+
+
+def sealed_aad(originator_id: UUID, originator_version: int, path: str) -> bytes:
+    """The associated data binding a sealed value to its record and field path."""
+    return (
+        _AAD_PREFIX
+        + originator_id.bytes
+        + originator_version.to_bytes(8, "big")
+        + path.encode("ascii")
+    )
+
+
+def key_owner(originator_id: UUID, fields: dict[str, Any]) -> UUID:
+    """Whose data key seals an event's personal fields: its household, else its originator."""
+    household = fields.get("household_id")
+    return household if isinstance(household, UUID) else originator_id
+
 
 _DT = struct.Struct(">qi")
 _DATE = struct.Struct(">i")
@@ -63,6 +140,8 @@ def _default(value: object) -> msgpack.ExtType:
         return msgpack.ExtType(_EXT_DECIMAL, str(value).encode("ascii"))
     if isinstance(value, date):
         return msgpack.ExtType(_EXT_DATE, _DATE.pack(value.toordinal()))
+    if isinstance(value, _Sealed):
+        return msgpack.ExtType(_EXT_SEALED, value.data)
     msg = f"cannot store a value of type {type(value).__name__}"
     raise TypeError(msg)
 
@@ -80,6 +159,8 @@ def _ext_hook(code: int, data: bytes) -> object:
         return Decimal(data.decode("ascii"))
     if code == _EXT_DATE:
         return date.fromordinal(_DATE.unpack(data)[0])
+    if code == _EXT_SEALED:
+        return _Sealed(data)
     return msgpack.ExtType(code, data)
 
 
@@ -95,9 +176,68 @@ def unpack(data: bytes) -> Any:
     )
 
 
-def encode(event: Event) -> StoredEvent:
-    """The stored record of an event."""
+def _personal_paths(cls: type[Event], fields: dict[str, Any]) -> list[str]:
+    """Paths of the personal values present in ``fields`` (None values have none)."""
+    has_personal, has_members = _PERSONAL[cls]
+    paths = []
+    if has_personal and fields.get("personal") is not None:
+        paths.append("personal")
+    if has_members:
+        for i, member in enumerate(fields.get("members") or ()):
+            if isinstance(member, dict) and member.get("personal") is not None:
+                paths.append(f"members.{i}.personal")
+    return paths
+
+
+def _get(fields: dict[str, Any], path: str) -> Any:
+    if path == "personal":
+        return fields["personal"]
+    return fields["members"][int(path.split(".")[1])]["personal"]
+
+
+def _set(fields: dict[str, Any], path: str, value: Any) -> None:
+    if path == "personal":
+        fields["personal"] = value
+        return
+    index = int(path.split(".")[1])
+    members = list(fields["members"])
+    members[index] = {**members[index], "personal": value}
+    fields["members"] = tuple(members)
+
+
+def _seal_fields(event: Event, fields: dict[str, Any], sealer: Sealer | None) -> None:
+    redaction = event.redaction
+    if redaction is not None:
+        # Decoded without its key: put back the sealed bytes it was stored with.
+        for path, data in zip(redaction.fields, redaction.sealed, strict=True):
+            _set(fields, path, _Sealed(data))
+    paths = [
+        p for p in _personal_paths(type(event), fields) if not isinstance(_get(fields, p), _Sealed)
+    ]
+    if not paths:
+        return
+    if sealer is None:
+        msg = (
+            f"a {type(event).__name__} with personal data cannot be stored without a sealer; "
+            "personal fields are never stored in plain text"
+        )
+        raise ConfigurationError(msg)
+    owner = key_owner(event.originator_id, fields)
+    for path in paths:
+        aad = sealed_aad(event.originator_id, event.originator_version, path)
+        _set(fields, path, _Sealed(sealer.seal(owner, pack(_get(fields, path)), aad)))
+
+
+def encode(event: Event, sealer: Sealer | None = None) -> StoredEvent:
+    """The stored record of an event, its personal fields sealed by ``sealer``.
+
+    Raises :class:`~caseledger.errors.ConfigurationError` if the event has personal
+    data and no ``sealer`` is given. An event decoded without its key (it has a
+    ``redaction``) re-encodes to the bytes it was stored with.
+    """
     fields = event.model_dump(exclude=set(_ENVELOPE_KEYS))
+    if type(event) in _PERSONAL:
+        _seal_fields(event, fields, sealer)
     state = pack({"_v": type(event).class_version, **fields})
     return StoredEvent(
         originator_id=event.originator_id,
@@ -111,7 +251,17 @@ def decode_fields(topic: str, state: bytes) -> tuple[type[Event], dict[str, Any]
     """The event class and stored fields (upcast to the current version), without validation.
 
     This is the fast path for projections and exports, which read trusted stored data.
+    Personal fields are never opened here: sealed values come back as None.
     """
+    cls, fields = _stored_fields(topic, state)
+    if cls in _PERSONAL:
+        for path in _personal_paths(cls, fields):
+            if isinstance(_get(fields, path), _Sealed):
+                _set(fields, path, None)
+    return cls, fields
+
+
+def _stored_fields(topic: str, state: bytes) -> tuple[type[Event], dict[str, Any]]:
     try:
         cls = event_class(topic)
     except KeyError:
@@ -131,12 +281,52 @@ def decode_fields(topic: str, state: bytes) -> tuple[type[Event], dict[str, Any]
     return cls, fields
 
 
-def decode(record: StoredEvent) -> Event:
-    """The event a stored record holds, validated."""
-    cls, fields = decode_fields(record.topic, record.state)
+def _open_fields(
+    cls: type[Event],
+    fields: dict[str, Any],
+    originator_id: UUID,
+    version: int,
+    opener: Opener | None,
+) -> None:
+    closed: list[tuple[str, bytes]] = []
+    reason: Literal["erased", "withheld"] = "withheld"
+    owner = key_owner(originator_id, fields)
+    for path in _personal_paths(cls, fields):
+        value = _get(fields, path)
+        if not isinstance(value, _Sealed):
+            msg = f"a stored {cls.__name__} holds personal data that is not sealed ({path})"
+            raise CorruptRecord(msg)
+        opened = (
+            opener.open(owner, value.data, sealed_aad(originator_id, version, path))
+            if opener is not None
+            else "withheld"
+        )
+        if isinstance(opened, bytes):
+            _set(fields, path, unpack(opened))
+        else:
+            reason = opened
+            closed.append((path, value.data))
+            _set(fields, path, None)
+    if closed:
+        fields["redaction"] = Redaction(
+            reason=reason,
+            fields=tuple(p for p, _ in closed),
+            sealed=tuple(d for _, d in closed),
+        )
+
+
+def decode(record: StoredEvent, opener: Opener | None = None) -> Event:
+    """The event a stored record holds, validated.
+
+    Personal fields are opened with ``opener``; without one (or when it declines) they
+    are None and the event's ``redaction`` says which and why.
+    """
+    cls, fields = _stored_fields(record.topic, record.state)
     originator_id = record.originator_id
     if not isinstance(originator_id, UUID):
         originator_id = UUID(str(originator_id))
+    if cls in _PERSONAL:
+        _open_fields(cls, fields, originator_id, record.originator_version, opener)
     try:
         return cls.model_validate(
             {

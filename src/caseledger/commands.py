@@ -59,6 +59,7 @@ __all__ = [
     "Command",
     "CompleteReferral",
     "DiscoverHousehold",
+    "EraseHousehold",
     "FollowUp",
     "GrantConsent",
     "HoldMeeting",
@@ -342,6 +343,14 @@ class WithdrawConsent(_Command):
     consent_id: UUID
 
 
+class EraseHousehold(_Command):
+    """Destroy a household's personal data (파기) by destroying its data key."""
+
+    command: Literal["erase_household"] = "erase_household"
+    household_id: UUID
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
 COMMAND_CLASSES: tuple[type[_Command], ...] = (
     RegisterOrganisation,
     RegisterWorker,
@@ -366,6 +375,7 @@ COMMAND_CLASSES: tuple[type[_Command], ...] = (
     TransferCase,
     GrantConsent,
     WithdrawConsent,
+    EraseHousehold,
 )
 
 Command = Annotated[
@@ -391,7 +401,8 @@ Command = Annotated[
     | ReopenCase
     | TransferCase
     | GrantConsent
-    | WithdrawConsent,
+    | WithdrawConsent
+    | EraseHousehold,
     Field(discriminator="command"),
 ]
 

@@ -17,11 +17,13 @@ narrower class when you can do something specific about it::
     │   ├── StageError               the case is not at a stage that allows it
     │   ├── CaseClosedError          the case is closed (only follow-up and reopen are allowed)
     │   ├── MeetingRuleError         the named meeting did not have the case on its agenda
-    │   └── TimeError                occurred_at is in the future or before the case began
+    │   ├── TimeError                occurred_at is in the future or before the case began
+    │   └── RetentionError           the policy's retention period forbids erasing this yet
     ├── AuthorityError               the actor's role may not do this (names rule and policy)
     ├── ConsentError                 no consent covers providing this data to this organisation
     ├── ConcurrencyError             someone else changed the same case first: reload and retry
     ├── IdempotencyConflict          an idempotency key was reused for a different command
+    ├── ImportLineError              a line of a JSON-lines import was refused (names the line)
     ├── StoreError                   the event store cannot be opened or read
     │   ├── ConfigurationError       a database URL, key or setting is missing or malformed
     │   └── CorruptRecord            a stored record no longer decodes (names its log position)
@@ -49,6 +51,7 @@ __all__ = [
     "CorruptRecord",
     "HouseholdNotFound",
     "IdempotencyConflict",
+    "ImportLineError",
     "IntegrityError",
     "InvalidInput",
     "MeetingNotFound",
@@ -57,6 +60,7 @@ __all__ = [
     "OrganisationNotFound",
     "ProofError",
     "ReferralNotFound",
+    "RetentionError",
     "RuleViolation",
     "ServiceLinkNotFound",
     "StageError",
@@ -141,8 +145,24 @@ class TimeError(RuleViolation):
     """``occurred_at`` is in the future, or before the household was discovered."""
 
 
+class RetentionError(RuleViolation):
+    """The policy's retention rule forbids erasing this household yet (says from when)."""
+
+
 class AuthorityError(CaseLedgerError, PermissionError):
-    """The acting worker's role or organisation may not do this under the policy in force."""
+    """The acting worker's role or organisation may not do this under the policy in force.
+
+    ``rule`` and ``policy_version`` name the policy rule that refused it, when the
+    refusal comes from the authority policy (they are None for the fixed rules of the
+    referral state machine).
+    """
+
+    def __init__(
+        self, message: str, *, rule: str | None = None, policy_version: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.policy_version = policy_version
 
 
 class ConsentError(AuthorityError):
@@ -158,6 +178,21 @@ class ConcurrencyError(CaseLedgerError):
 
 class IdempotencyConflict(CaseLedgerError):
     """An idempotency key was already used for a different command."""
+
+
+class ImportLineError(CaseLedgerError):
+    """A line of a JSON-lines import was refused; nothing from its batch was written.
+
+    ``line`` is the refused line's number, ``applied`` how many commands of earlier
+    batches were written, ``resume_at`` the first line of the batch that was not. When
+    the ledger refused the command, the ledger's error is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, line: int, applied: int = 0, resume_at: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
+        self.applied = applied
+        self.resume_at = resume_at or line
 
 
 class StoreError(CaseLedgerError):

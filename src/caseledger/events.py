@@ -19,7 +19,9 @@ Every event carries an envelope:
     the authority policy and vocabulary versions in force when it was recorded.
 
 Personal fields live only inside ``personal`` (:class:`~caseledger.values.PersonalData`)
-and ``members``; every other field is structural and safe for reports.
+and ``members``; every other field is structural and safe for reports. They are stored
+sealed (see :mod:`caseledger.keystore`); an event decoded without the key to open them
+has them set to None and says so in its ``redaction`` (:class:`Redaction`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -72,10 +74,12 @@ __all__ = [
     "Event",
     "FollowUpConducted",
     "HouseholdDiscovered",
+    "HouseholdErased",
     "HouseholdEvent",
     "NeedsAssessed",
     "NeedsReassessed",
     "OrganisationRegistered",
+    "Redaction",
     "ReferralAccepted",
     "ReferralCompleted",
     "ReferralRejected",
@@ -93,6 +97,24 @@ __all__ = [
 ]
 
 _TOPIC_PREFIX = "caseledger.events:"
+
+
+class Redaction(BaseModel):
+    """Personal fields of a decoded event that were not opened, and why.
+
+    ``reason`` is ``"erased"`` when the household's data key was destroyed
+    (:meth:`~caseledger.Ledger.erase_household`) and ``"withheld"`` when the reader was
+    not given the key (plain :meth:`~caseledger.Ledger.history`, or a reader the policy
+    does not entitle to personal data). ``fields`` lists the field paths, e.g.
+    ``("personal", "members.0.personal")``; those fields read None.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: Literal["erased", "withheld"]
+    fields: tuple[str, ...]
+    #: The stored sealed bytes of those fields, so the event re-encodes to the same bytes.
+    sealed: tuple[bytes, ...] = Field(default=(), repr=False)
 
 
 class Event(BaseModel):
@@ -113,6 +135,8 @@ class Event(BaseModel):
     organisation: str
     policy_version: str
     taxonomy_version: str
+    #: Set when personal fields were not opened on decoding; never stored.
+    redaction: Redaction | None = Field(default=None, exclude=True)
 
     @property
     def topic(self) -> str:
@@ -200,6 +224,13 @@ class ConsentWithdrawn(HouseholdEvent):
 
     label_ko: ClassVar[str] = "동의 철회"
     consent_id: UUID
+
+
+class HouseholdErased(HouseholdEvent):
+    """The household's personal data was destroyed (파기) by destroying its data key."""
+
+    label_ko: ClassVar[str] = "개인정보 파기"
+    reason: str = Field(description="why, without personal data (e.g. retention period ended)")
 
 
 # ---------------------------------------------------------------------------
@@ -415,6 +446,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     ConsultationRecorded,
     ConsentGranted,
     ConsentWithdrawn,
+    HouseholdErased,
     CaseOpened,
     NeedsAssessed,
     CaseMeetingHeld,

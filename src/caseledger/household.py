@@ -12,6 +12,7 @@ from caseledger.events import (
     ConsentWithdrawn,
     ConsultationRecorded,
     HouseholdDiscovered,
+    HouseholdErased,
 )
 from caseledger.values import Channel, ConsentScope, ConsultationOutcome
 
@@ -48,7 +49,10 @@ class Household(Aggregate):
     dong: str
     district: str
     channel: Channel
+    organisation: str
+    discovered_by: str
     discovered_at: datetime
+    erased_at: datetime | None
     member_nos: tuple[int, ...]
     consultations: int
     intake_consulted: bool
@@ -58,7 +62,10 @@ class Household(Aggregate):
         self.dong = e.dong
         self.district = e.district
         self.channel = e.channel
+        self.organisation = e.organisation
+        self.discovered_by = e.actor
         self.discovered_at = e.occurred_at
+        self.erased_at = None
         self.member_nos = tuple(m.member_no for m in e.members) or (1,)
         self.consultations = 0
         self.intake_consulted = False
@@ -82,6 +89,9 @@ class Household(Aggregate):
 
     def on_ConsentWithdrawn(self, e: ConsentWithdrawn) -> None:  # noqa: N802
         self.consents[e.consent_id].withdrawn_at = e.occurred_at
+
+    def on_HouseholdErased(self, e: HouseholdErased) -> None:  # noqa: N802
+        self.erased_at = e.occurred_at
 
     def consent_covers(self, scope: ConsentScope, recipient: str | None, at: datetime) -> bool:
         """Whether any consent of the household covers ``scope`` for ``recipient`` at ``at``."""

@@ -67,9 +67,12 @@ __all__ = [
     "MerkleAccumulator",
     "consistency_proof",
     "consistency_proof_from_hashes",
+    "consistency_proof_ranges",
     "generate_key",
     "inclusion_proof",
     "inclusion_proof_from_hashes",
+    "inclusion_proof_ranges",
+    "key_name",
     "leaf_hash",
     "merkle_root",
     "node_hash",
@@ -267,22 +270,36 @@ def inclusion_proof_from_hashes(hashes: Sequence[bytes], index: int) -> list[byt
     Same as :func:`inclusion_proof` for callers that store leaf hashes. Raises
     :class:`ProofError` if ``index`` is out of range or a hash is not 32 bytes.
     """
-    size = len(hashes)
+    ranges = inclusion_proof_ranges(index, len(hashes))
+    _check_hashes(hashes, "leaf hash")
+    # The siblings are disjoint ranges, so hashing them costs O(n) in total.
+    return [_root(hashes[lo:hi]) for lo, hi in ranges]
+
+
+def inclusion_proof_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[lo, hi)`` whose subtree roots form the inclusion proof of ``index``.
+
+    In proof order (leaf first). Each range is a subtree of the RFC 9162 tree of
+    ``size`` leaves, so a caller that stores subtree roots can assemble the proof
+    without the leaves. Raises :class:`ProofError` unless ``0 <= index < size``.
+
+    >>> inclusion_proof_ranges(2, 3)
+    [(0, 2)]
+    """
     _check_int(index, "index")
+    _check_int(size, "size")
     if index >= size:
         raise ProofError(f"index {index} is not in a tree of size {size}")
-    _check_hashes(hashes, "leaf hash")
-    # Walk down from the root, keeping the sibling subtree at each split. The
-    # siblings are disjoint ranges, so hashing them costs O(n) in total.
-    siblings: list[bytes] = []
+    # Walk down from the root, keeping the sibling subtree at each split.
+    siblings: list[tuple[int, int]] = []
     lo, hi = 0, size
     while hi - lo > 1:
         k = _split(hi - lo)
         if index - lo < k:
-            siblings.append(_root(hashes[lo + k : hi]))
+            siblings.append((lo + k, hi))
             hi = lo + k
         else:
-            siblings.append(_root(hashes[lo : lo + k]))
+            siblings.append((lo, lo + k))
             lo += k
     siblings.reverse()
     return siblings
@@ -306,32 +323,47 @@ def consistency_proof_from_hashes(hashes: Sequence[bytes], old_size: int) -> lis
 
     Same as :func:`consistency_proof` for callers that store leaf hashes.
     """
-    new_size = len(hashes)
+    ranges = consistency_proof_ranges(old_size, len(hashes))
+    _check_hashes(hashes, "leaf hash")
+    return [_root(hashes[lo:hi]) for lo, hi in ranges]
+
+
+def consistency_proof_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[lo, hi)`` whose subtree roots form the consistency proof.
+
+    In proof order, for the proof from ``old_size`` to ``new_size`` leaves; empty
+    when ``old_size`` is 0 or ``new_size``. Each range is a subtree of the RFC 9162
+    tree of ``new_size`` leaves. Raises :class:`ProofError` if ``old_size`` is
+    negative or larger than ``new_size``.
+
+    >>> consistency_proof_ranges(3, 4)
+    [(2, 3), (3, 4), (0, 2)]
+    """
     _check_int(old_size, "old_size")
+    _check_int(new_size, "new_size")
     if old_size > new_size:
         raise ProofError(f"old_size {old_size} is larger than the tree's size {new_size}")
-    _check_hashes(hashes, "leaf hash")
     if old_size in (0, new_size):
         return []
-    # Iterative SUBPROOF(m, D[lo:hi], b): hashes are collected from the root
+    # Iterative SUBPROOF(m, D[lo:hi], b): ranges are collected from the root
     # downwards and reversed at the end, because the RFC lists them leaf-first.
-    proof: list[bytes] = []
+    proof: list[tuple[int, int]] = []
     lo, hi, m = 0, new_size, old_size
     old_is_whole_left_subtree = True
     while m != hi - lo:
         k = _split(hi - lo)
         if m <= k:
-            proof.append(_root(hashes[lo + k : hi]))
+            proof.append((lo + k, hi))
             hi = lo + k
         else:
-            proof.append(_root(hashes[lo : lo + k]))
+            proof.append((lo, lo + k))
             lo += k
             m -= k
             old_is_whole_left_subtree = False
     if not old_is_whole_left_subtree:
         # The verifier knows the old root already; it needs this subtree's
         # root only when the old tree is not one of the new tree's subtrees.
-        proof.append(_root(hashes[lo:hi]))
+        proof.append((lo, hi))
     proof.reverse()
     return proof
 
@@ -706,6 +738,21 @@ def public_key_from_signer(signer: str) -> str:
     """
     name, _, private_key = _parse_signer_key(signer)
     return _verifier_string(name, private_key.public_key().public_bytes_raw())
+
+
+def key_name(key: str) -> str:
+    """Return the name of a signer or verifier key string, checking the whole key.
+
+    Raises :class:`CheckpointError` if ``key`` is malformed (the message never
+    repeats a signer key, which is a secret).
+
+    >>> signer, verifier = generate_key("example.org/log")
+    >>> key_name(signer), key_name(verifier)
+    ('example.org/log', 'example.org/log')
+    """
+    if isinstance(key, str) and key.startswith(_PRIVATE_PREFIX):
+        return _parse_signer_key(key)[0]
+    return _parse_verifier_key(key).name
 
 
 def _sign_note(text: str, signer_key: str) -> str:

@@ -90,6 +90,11 @@ class Tx:
         """Run one statement for many parameter rows."""
         if rows:
             self._cursor.executemany(self._sql(sql), rows)
+            if self.dialect == "postgres":
+                # Inside eventsourcing's pipelined insert, a query run on the same psycopg
+                # cursor after a large executemany() can be handed the INSERT's result;
+                # a fresh cursor of the same connection (same transaction) is not.
+                self._cursor = self._cursor.connection.cursor()
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         """Rows of the last query, as tuples."""

@@ -1,0 +1,329 @@
+"""The audit trail: per case and per acting worker, everything recorded, in log order.
+
+One row per event (and, for a case meeting, one more row per case on its agenda, so
+the meeting appears in each case's trail): what was recorded, when it happened and
+when it was recorded, who recorded it for which organisation, under which authority
+(the meeting it names, the policy and taxonomy versions), and what it changed, as the
+event's structural fields in JSON. Personal fields (``personal``, ``members``) are
+never copied here: the trail can be shown to auditors without exposing them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, ClassVar
+from uuid import UUID
+
+from caseledger.errors import InvalidInput
+from caseledger.events import (
+    EVENT_CLASSES,
+    CaseClassified,
+    CaseClosed,
+    CaseEvent,
+    CaseMeetingHeld,
+    CaseOpened,
+    CaseReopened,
+    CaseTransferred,
+    ConsentGranted,
+    ConsentWithdrawn,
+    ConsultationRecorded,
+    Event,
+    FollowUpConducted,
+    HouseholdDiscovered,
+    HouseholdErased,
+    NeedsAssessed,
+    NeedsReassessed,
+    OrganisationRegistered,
+    ReferralAccepted,
+    ReferralCompleted,
+    ReferralRejected,
+    ReferralRevoked,
+    ReferralSent,
+    ServiceChecked,
+    ServiceLinked,
+    ServicePlanAgreed,
+    SupervisionRecorded,
+    WorkerRegistered,
+)
+from caseledger.projections.base import Item, Projection, fetch, from_ts, ts
+from caseledger.store import Tx
+
+__all__ = ["PERSONAL_FIELDS", "Audit", "AuditEntry", "AuditPage", "audit_query", "structural"]
+
+#: Field names that hold personal data; never stored in a projection.
+PERSONAL_FIELDS = frozenset({"personal", "members"})
+
+_ENVELOPE = frozenset(
+    {"occurred_at", "recorded_at", "actor", "organisation", "policy_version", "taxonomy_version"}
+)
+_HOUSEHOLD_EVENTS = (
+    HouseholdDiscovered,
+    ConsultationRecorded,
+    ConsentGranted,
+    ConsentWithdrawn,
+    HouseholdErased,
+)
+_TABLE = "caseledger_audit"
+_BY_NAME = {cls.__name__: cls for cls in EVENT_CLASSES}
+_MAX_LIMIT = 10_000
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k not in PERSONAL_FIELDS}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _default(value: object) -> object:
+    if isinstance(value, datetime):
+        return ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    msg = f"cannot put a {type(value).__name__} in the audit trail"
+    raise TypeError(msg)
+
+
+def structural(fields: Mapping[str, Any]) -> str:
+    """The structural fields of an event (no envelope, nothing personal) as JSON text."""
+    kept = {
+        k: _plain(v) for k, v in fields.items() if k not in _ENVELOPE and k not in PERSONAL_FIELDS
+    }
+    return json.dumps(
+        kept, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_default
+    )
+
+
+class Audit(Projection):
+    """Everything recorded, per case and per acting worker, with its authority."""
+
+    name: ClassVar[str] = "audit"
+    version: ClassVar[int] = 1
+    # Every event is audited. Listed one by one: a new event class must be checked for
+    # personal fields under new names before its fields are copied here.
+    handles: ClassVar[frozenset[type[Event]]] = frozenset(
+        {
+            OrganisationRegistered, WorkerRegistered, HouseholdDiscovered, ConsultationRecorded,
+            ConsentGranted, ConsentWithdrawn, HouseholdErased, CaseOpened, NeedsAssessed,
+            CaseMeetingHeld, CaseClassified, ServicePlanAgreed, ServiceLinked, ReferralSent,
+            ReferralAccepted, ReferralRejected, ReferralCompleted, ReferralRevoked,
+            ServiceChecked, NeedsReassessed, SupervisionRecorded, CaseClosed,
+            FollowUpConducted, CaseReopened, CaseTransferred,
+        }
+    )  # fmt: skip
+    ignores: ClassVar[frozenset[type[Event]]] = frozenset()
+    tables: ClassVar[tuple[str, ...]] = (_TABLE,)
+
+    def create_statements(self) -> list[str]:
+        s = self.schema
+        return [
+            f"CREATE TABLE IF NOT EXISTS {s.t(_TABLE)} ("
+            f"position BIGINT NOT NULL, item INTEGER NOT NULL, case_id {s.text}, "
+            f"household_id {s.text}, subject_id {s.text} NOT NULL, "
+            f"subject_version INTEGER NOT NULL, event TEXT NOT NULL, "
+            f"occurred_at {s.time} NOT NULL, recorded_at {s.time} NOT NULL, "
+            f"actor {s.text} NOT NULL, organisation {s.text} NOT NULL, meeting_id {s.text}, "
+            "policy_version TEXT NOT NULL, taxonomy_version TEXT NOT NULL, "
+            "changes TEXT NOT NULL, PRIMARY KEY (position, item))",
+            f"CREATE INDEX IF NOT EXISTS caseledger_audit_case ON {s.t(_TABLE)} "
+            "(case_id, position)",
+            f"CREATE INDEX IF NOT EXISTS caseledger_audit_actor ON {s.t(_TABLE)} "
+            "(actor, item, position)",
+        ]
+
+    def apply(self, tx: Tx, items: Sequence[Item]) -> None:
+        rows = []
+        for item in items:
+            f = item.fields
+            cls = item.cls
+            if cls not in self.handles:
+                continue
+            subject = str(item.originator_id)
+            case_id = household_id = meeting_id = None
+            if issubclass(cls, CaseEvent):
+                case_id = subject
+                household_id = str(f["household_id"])
+                found = f.get("meeting_id")
+                meeting_id = str(found) if found is not None else None
+            elif cls in _HOUSEHOLD_EVENTS:
+                household_id = subject
+            elif cls is CaseMeetingHeld:
+                meeting_id = subject
+            envelope = (
+                subject,
+                item.originator_version,
+                cls.__name__,
+                ts(f["occurred_at"]),
+                ts(f["recorded_at"]),
+                f["actor"],
+                f["organisation"],
+            )
+            versions = (f["policy_version"], f["taxonomy_version"])
+            rows.append(
+                (
+                    item.position,
+                    0,
+                    case_id,
+                    household_id,
+                    *envelope,
+                    meeting_id,
+                    *versions,
+                    structural(f),
+                )
+            )
+            if cls is CaseMeetingHeld:
+                # The meeting belongs in the trail of every case it discussed.
+                for n, entry in enumerate(f["agenda"], start=1):
+                    decision = entry.get("decision")
+                    changes = json.dumps(
+                        {"decision": None if decision is None else str(decision)},
+                        separators=(",", ":"),
+                    )
+                    rows.append(
+                        (
+                            item.position,
+                            n,
+                            str(entry["case_id"]),
+                            None,
+                            *envelope,
+                            meeting_id,
+                            *versions,
+                            changes,
+                        )
+                    )
+        tx.executemany(
+            f"INSERT INTO {self.schema.t(_TABLE)} (position, item, case_id, household_id, "
+            "subject_id, subject_version, event, occurred_at, recorded_at, actor, organisation, "
+            "meeting_id, policy_version, taxonomy_version, changes) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded event as the audit trail shows it.
+
+    ``subject_id`` is the aggregate the event belongs to (a case, household, meeting,
+    organisation or worker); ``case_id`` is the case it concerns, if any (a meeting's
+    entry in a case's trail has the case here and the meeting in ``meeting_id``).
+    ``changes`` holds the event's structural fields; personal fields are never kept.
+    """
+
+    position: int
+    event: str
+    case_id: UUID | None
+    household_id: UUID | None
+    subject_id: UUID
+    subject_version: int
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str
+    organisation: str
+    meeting_id: UUID | None
+    policy_version: str
+    taxonomy_version: str
+    changes: Mapping[str, Any]
+
+    @property
+    def label_ko(self) -> str:
+        """The event's Korean label (e.g. 종결)."""
+        return _BY_NAME[self.event].label_ko
+
+    def to_event(self, tz: tzinfo = UTC) -> Event:
+        """The recorded event, rebuilt from the trail: structural fields only.
+
+        Personal fields (``personal``, ``members``) are left at their defaults; read
+        them through the ledger, under the policy, when they are needed. ``occurred_at``
+        and ``recorded_at`` are given in ``tz``.
+        """
+        return _BY_NAME[self.event].model_validate(
+            {
+                **self.changes,
+                "originator_id": self.subject_id,
+                "originator_version": self.subject_version,
+                "occurred_at": self.occurred_at.astimezone(tz),
+                "recorded_at": self.recorded_at.astimezone(tz),
+                "actor": self.actor,
+                "organisation": self.organisation,
+                "policy_version": self.policy_version,
+                "taxonomy_version": self.taxonomy_version,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """A page of an audit trail. Pass ``next_after`` as ``after=`` for the next page.
+
+    ``next_after`` is None on the last page.
+    """
+
+    entries: tuple[AuditEntry, ...]
+    next_after: int | None
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return None if value is None else UUID(value)
+
+
+def audit_query(
+    tx: Tx,
+    prefix: str,
+    *,
+    case_id: UUID | None = None,
+    worker: str | None = None,
+    limit: int = 100,
+    after: int | None = None,
+) -> AuditPage:
+    """A page of the trail of one case, of one acting worker, or (neither) of the whole log."""
+    if not 1 <= limit <= _MAX_LIMIT:
+        msg = f"limit must be between 1 and {_MAX_LIMIT}, not {limit}; page with after="
+        raise InvalidInput(msg, [("limit", "out of range")])
+    where = ["position > ?"]
+    params: list[Any] = [after if after is not None else 0]
+    if case_id is not None:
+        where.append("case_id = ?")
+        params.append(str(case_id))
+    else:
+        where.append("item = 0")
+    if worker is not None:
+        where.append("actor = ?")
+        params.append(worker)
+    tx.execute(
+        "SELECT position, event, case_id, household_id, subject_id, subject_version, "
+        "occurred_at, recorded_at, actor, organisation, meeting_id, policy_version, "
+        f"taxonomy_version, changes FROM {prefix}{_TABLE} WHERE {' AND '.join(where)} "
+        "ORDER BY position LIMIT ?",
+        [*params, limit + 1],
+    )
+    rows = fetch(tx)
+    more = len(rows) > limit
+    entries = tuple(
+        AuditEntry(
+            position=r[0],
+            event=r[1],
+            case_id=_uuid(r[2]),
+            household_id=_uuid(r[3]),
+            subject_id=UUID(r[4]),
+            subject_version=r[5],
+            occurred_at=from_ts(r[6]),
+            recorded_at=from_ts(r[7]),
+            actor=r[8],
+            organisation=r[9],
+            meeting_id=_uuid(r[10]),
+            policy_version=r[11],
+            taxonomy_version=r[12],
+            changes=MappingProxyType(json.loads(r[13])),
+        )
+        for r in rows[:limit]
+    )
+    return AuditPage(entries, entries[-1].position if more else None)

@@ -1,0 +1,1006 @@
+"""The caseload: every case's state, on both time axes, and the queries over it.
+
+Each case event that moves a case (intake, assessment, a meeting discussing it,
+classification, plan, service link, a check that stops a service, closure,
+follow-up, reopening, transfer) becomes a *transition*: a small structural row kept
+in ``caseledger_case_transition``. Folding a case's transitions gives its state
+(stage, track, level, assigned worker and organisation, dong and district, and the
+dates the deadlines need). The fold is kept as *versions*: rows valid over an
+interval, one table per time axis:
+
+``caseledger_case_recorded``
+    transitions folded in log order; a version is valid from the ``recorded_at`` of
+    the event that made it until the next version. The versions still open make the
+    current caseload; ``as_of_recorded=T`` picks the versions valid at ``T``.
+``caseledger_case_occurred``
+    transitions folded in ``occurred_at`` order (an event that occurred before its
+    case was opened counts from the opening); ``as_of=D`` picks the versions valid at
+    ``D``. An entry recorded late with an earlier ``occurred_at`` refolds that one
+    case's versions from its transitions.
+
+A new version starts only when something a caseload shows changes; the number of
+active service links (which only decides the next stage) is kept on the latest
+version in place, and service checks are looked up from the transitions, so the
+high-volume events (links, checks) add no versions. Asking both axes at once
+(``as_of`` and ``as_of_recorded``) folds the transitions recorded by ``T`` in
+Python: exact, but it reads every transition rather than an index.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime, tzinfo
+from typing import Any, ClassVar, NamedTuple
+from uuid import UUID
+
+from caseledger.errors import CaseNotFound, InvalidInput
+from caseledger.events import (
+    CaseClassified,
+    CaseClosed,
+    CaseMeetingHeld,
+    CaseOpened,
+    CaseReopened,
+    CaseTransferred,
+    ConsentGranted,
+    ConsentWithdrawn,
+    ConsultationRecorded,
+    Event,
+    FollowUpConducted,
+    HouseholdDiscovered,
+    HouseholdErased,
+    NeedsAssessed,
+    NeedsReassessed,
+    OrganisationRegistered,
+    ReferralAccepted,
+    ReferralCompleted,
+    ReferralRejected,
+    ReferralRevoked,
+    ReferralSent,
+    ServiceChecked,
+    ServiceLinked,
+    ServicePlanAgreed,
+    SupervisionRecorded,
+    WorkerRegistered,
+)
+from caseledger.projections.base import (
+    END,
+    Item,
+    Projection,
+    Schema,
+    chunks,
+    fetch,
+    from_ts,
+    local_date,
+    placeholders,
+    ts,
+)
+from caseledger.projections.due import Deadlines, DueItem, due_dates
+from caseledger.store import Tx
+from caseledger.values import ClosureReason, Level, Stage, Track
+
+__all__ = [
+    "BUCKETS",
+    "Caseload",
+    "CaseloadEntry",
+    "FoundCase",
+    "WorkerCaseload",
+    "WorkerCaseloads",
+    "bucket_of",
+    "caseload_query",
+    "due_query",
+    "dues_of",
+    "open_states_at",
+    "worker_caseloads_query",
+]
+
+#: Caseload size buckets per worker (domain guide).
+BUCKETS = ("0-9", "10-19", "20-29", "30+")
+
+_TRANSITIONS = "caseledger_case_transition"
+_RECORDED = "caseledger_case_recorded"
+_OCCURRED = "caseledger_case_occurred"
+
+# Transition kinds.
+_OPENED = "opened"
+_ASSESSED = "assessed"
+_MEETING = "meeting"
+_CLASSIFIED = "classified"
+_PLANNED = "planned"
+_LINKED = "linked"
+_CHECKED = "checked"
+_CLOSED = "closed"
+_FOLLOW_UP = "follow_up"
+_REOPENED = "reopened"
+_TRANSFERRED = "transferred"
+
+
+def bucket_of(count: int) -> str:
+    """The caseload bucket of a worker with ``count`` open cases."""
+    if count >= 30:
+        return "30+"
+    return BUCKETS[count // 10]
+
+
+# ---------------------------------------------------------------------------
+# The fold
+
+
+@dataclass(slots=True)
+class _State:
+    household_id: str
+    dong: str
+    district: str
+    organisation: str
+    worker: str
+    stage: str
+    stage_since: str
+    track: str | None
+    level: str | None
+    opened_at: str
+    intake_at: str
+    assessed_at: str | None
+    classified_at: str | None
+    plan_at: str | None
+    closed_at: str | None
+    closure_reason: str | None
+    meeting_at: str | None
+    follow_up_at: str | None
+    reopened: int
+    active_links: int
+
+    def values(self) -> tuple[Any, ...]:
+        return (
+            self.household_id,
+            self.dong,
+            self.district,
+            self.organisation,
+            self.worker,
+            self.stage,
+            self.stage_since,
+            self.track,
+            self.level,
+            self.opened_at,
+            self.intake_at,
+            self.assessed_at,
+            self.classified_at,
+            self.plan_at,
+            self.closed_at,
+            self.closure_reason,
+            self.meeting_at,
+            self.follow_up_at,
+            self.reopened,
+            self.active_links,
+        )
+
+    def shown(self) -> tuple[Any, ...]:
+        # Everything but the active link count, which changes with every link.
+        return self.values()[:-1]
+
+
+_STATE_COLUMNS = tuple(f.name for f in fields(_State))
+_CLOSED_STAGE = Stage.CLOSED.value
+
+
+class _T(NamedTuple):
+    """A transition: one structural change of one case."""
+
+    case_id: str
+    position: int
+    occurred: str
+    recorded: str
+    eff: str
+    kind: str
+    a: str | None
+    b: str | None
+    c: str | None
+    d: str | None
+    e: str | None
+
+
+def _stage_for_track(s: _State) -> str:
+    if s.track == Track.CASE_MANAGED.value:
+        if s.active_links:
+            return Stage.IN_SERVICE.value
+        return Stage.PLANNED.value if s.plan_at else Stage.SELECTED.value
+    if s.track == Track.LINKAGE_ONLY.value:
+        return Stage.LINKED.value if s.active_links else Stage.LINKAGE_SELECTED.value
+    if s.track == Track.NOT_SELECTED.value:
+        return Stage.NOT_SELECTED.value
+    return s.stage
+
+
+def _move(s: _State, stage: str, when: str) -> None:
+    if stage != s.stage:
+        s.stage = stage
+        s.stage_since = when
+
+
+def _step(s: _State | None, t: _T, when: str) -> _State | None:
+    """The state after transition ``t`` at time ``when``; ``s`` itself if nothing changed.
+
+    Mirrors :class:`caseledger.case.Case`. The guards (nothing but reopening moves a
+    closed case; assessment only moves an opened one) never fire in log order, where
+    the decisions already refused such commands, but keep the occurred-order fold
+    sensible when entries were backdated across a closure.
+    """
+    kind = t.kind
+    if s is None:
+        if kind != _OPENED:
+            return None
+        return _State(
+            household_id=t.a or "",
+            dong=t.b or "",
+            district=t.c or "",
+            organisation=t.d or "",
+            worker=t.e or "",
+            stage=Stage.OPENED.value,
+            stage_since=when,
+            track=None,
+            level=None,
+            opened_at=when,
+            intake_at=when,
+            assessed_at=None,
+            classified_at=None,
+            plan_at=None,
+            closed_at=None,
+            closure_reason=None,
+            meeting_at=None,
+            follow_up_at=None,
+            reopened=0,
+            active_links=0,
+        )
+    closed = s.stage == _CLOSED_STAGE
+    if kind == _CHECKED:
+        if t.a != "stop" or closed or not s.active_links:
+            return s
+        n = replace(s, active_links=s.active_links - 1)
+        _move(n, _stage_for_track(n), when)
+        return n
+    if kind == _LINKED:
+        if closed:
+            return s
+        n = replace(s, active_links=s.active_links + 1)
+        _move(n, _stage_for_track(n), when)
+        return n
+    if kind == _MEETING:
+        return replace(s, meeting_at=when)
+    if kind == _FOLLOW_UP:
+        return replace(s, follow_up_at=when)
+    if kind == _TRANSFERRED:
+        return replace(
+            s, organisation=t.a or "", worker=t.b or "", dong=t.c or "", district=t.d or ""
+        )
+    if kind == _REOPENED:
+        if not closed:
+            return s
+        n = replace(
+            s,
+            reopened=s.reopened + 1,
+            worker=t.a or s.worker,
+            track=None,
+            level=None,
+            intake_at=when,
+            assessed_at=None,
+            classified_at=None,
+            plan_at=None,
+            closed_at=None,
+            closure_reason=None,
+            meeting_at=None,
+            active_links=0,
+        )
+        _move(n, Stage.OPENED.value, when)
+        return n
+    if closed:
+        return s
+    if kind == _ASSESSED:
+        if s.stage != Stage.OPENED.value:
+            return s
+        n = replace(s, assessed_at=when)
+        _move(n, Stage.ASSESSED.value, when)
+        return n
+    if kind == _CLASSIFIED:
+        n = replace(s, track=t.a, level=t.b, classified_at=when)
+        _move(n, _stage_for_track(n), when)
+        return n
+    if kind == _PLANNED:
+        n = replace(s, plan_at=s.plan_at or when)
+        _move(n, _stage_for_track(n), when)
+        return n
+    if kind == _CLOSED:
+        n = replace(s, closed_at=when, closure_reason=t.a, active_links=0)
+        _move(n, _CLOSED_STAGE, when)
+        return n
+    return s  # pragma: no cover - every kind is handled above
+
+
+class _Version:
+    """A version of a case's state being built: valid from ``start`` to ``end``."""
+
+    __slots__ = ("case_id", "end", "position", "start", "state")
+
+    def __init__(self, case_id: str, start: str, end: str, position: int, state: _State) -> None:
+        self.case_id = case_id
+        self.start = start
+        self.end = end
+        self.position = position
+        self.state = state
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.case_id, self.start, self.end, self.position, *self.state.values())
+
+
+def _advance(
+    current: _Version | None, transitions: Iterable[_T], occurred_axis: bool
+) -> list[_Version]:
+    """Fold ``transitions`` (in the axis' order) onto ``current``; return the new versions.
+
+    ``current`` (the latest stored version, or None) may be changed in place: its end
+    when a new version follows, its active link count otherwise.
+    """
+    latest = current
+    state = current.state if current is not None else None
+    made: list[_Version] = []
+    for t in transitions:
+        when = t.eff if occurred_axis else t.occurred
+        nxt = _step(state, t, when)
+        if nxt is None or nxt is state:
+            continue
+        if latest is not None and state is not None and nxt.shown() == state.shown():
+            latest.state = nxt
+        else:
+            start = t.eff if occurred_axis else t.recorded
+            if latest is not None:
+                start = max(start, latest.start)
+                latest.end = start
+            latest = _Version(t.case_id, start, END, t.position, nxt)
+            made.append(latest)
+        state = nxt
+    return made
+
+
+# ---------------------------------------------------------------------------
+# From events to transitions
+
+
+def _transitions_of(item: Item) -> list[tuple[str, str, Any, Any, Any, Any, Any]]:
+    """``(case_id, kind, a, b, c, d, e)`` for each case ``item`` moves."""
+    cls = item.cls
+    f = item.fields
+    cid = str(item.originator_id)
+    if cls is ServiceLinked:
+        return [(cid, _LINKED, None, None, None, None, None)]
+    if cls is ServiceChecked:
+        return [(cid, _CHECKED, str(f["decision"]), None, None, None, None)]
+    if cls is CaseOpened:
+        return [
+            (
+                cid,
+                _OPENED,
+                str(f["household_id"]),
+                f["dong"],
+                f["district"],
+                f["case_organisation"],
+                f["worker"],
+            )
+        ]
+    if cls is NeedsAssessed:
+        return [(cid, _ASSESSED, None, None, None, None, None)]
+    if cls is CaseClassified:
+        return [(cid, _CLASSIFIED, str(f["track"]), str(f["level"]), None, None, None)]
+    if cls is ServicePlanAgreed:
+        return [(cid, _PLANNED, None, None, None, None, None)]
+    if cls is CaseClosed:
+        return [(cid, _CLOSED, str(f["reason"]), None, None, None, None)]
+    if cls is FollowUpConducted:
+        return [(cid, _FOLLOW_UP, None, None, None, None, None)]
+    if cls is CaseReopened:
+        return [(cid, _REOPENED, f["worker"], None, None, None, None)]
+    if cls is CaseTransferred:
+        return [
+            (
+                cid,
+                _TRANSFERRED,
+                f["to_organisation"],
+                f["to_worker"],
+                f["to_dong"],
+                f["to_district"],
+                None,
+            )
+        ]
+    if cls is CaseMeetingHeld:
+        return [
+            (
+                str(entry["case_id"]),
+                _MEETING,
+                str(entry.get("decision") or ""),
+                str(item.originator_id),
+                None,
+                None,
+                None,
+            )
+            for entry in f["agenda"]
+        ]
+    return []
+
+
+_HANDLED: frozenset[type[Event]] = frozenset(
+    {
+        CaseOpened,
+        NeedsAssessed,
+        CaseMeetingHeld,
+        CaseClassified,
+        ServicePlanAgreed,
+        ServiceLinked,
+        ServiceChecked,
+        CaseClosed,
+        FollowUpConducted,
+        CaseReopened,
+        CaseTransferred,
+    }
+)
+
+
+class Caseload(Projection):
+    """Case states on both time axes (see the module docstring)."""
+
+    name: ClassVar[str] = "caseload"
+    version: ClassVar[int] = 1
+    handles: ClassVar[frozenset[type[Event]]] = _HANDLED
+    # Registry and household events do not move a case; referrals, reassessment and
+    # supervision change nothing a caseload shows or a deadline needs.
+    ignores: ClassVar[frozenset[type[Event]]] = frozenset(
+        {
+            OrganisationRegistered, WorkerRegistered, HouseholdDiscovered, ConsultationRecorded,
+            ConsentGranted, ConsentWithdrawn, HouseholdErased, ReferralSent, ReferralAccepted,
+            ReferralRejected, ReferralCompleted, ReferralRevoked, NeedsReassessed,
+            SupervisionRecorded,
+        }
+    )  # fmt: skip
+    tables: ClassVar[tuple[str, ...]] = (_TRANSITIONS, _RECORDED, _OCCURRED)
+
+    def __init__(self, schema: Schema) -> None:
+        super().__init__(schema)
+        s = schema
+        cols = ", ".join(("case_id", "vfrom", "vto", "position", *_STATE_COLUMNS))
+        marks = placeholders(4 + len(_STATE_COLUMNS))
+        self._insert_transition = (
+            f"INSERT INTO {s.t(_TRANSITIONS)} (case_id, position, occurred_at, recorded_at, "
+            "eff_at, kind, a, b, c, d, e) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        )
+        self._insert = {
+            t: f"INSERT INTO {s.t(t)} ({cols}) VALUES ({marks})" for t in (_RECORDED, _OCCURRED)
+        }
+        self._update = {
+            t: f"UPDATE {s.t(t)} SET vto = ?, active_links = ? WHERE case_id = ? AND position = ?"
+            for t in (_RECORDED, _OCCURRED)
+        }
+        self._delete_occurred = f"DELETE FROM {s.t(_OCCURRED)} WHERE case_id = ?"
+
+    def create_statements(self) -> list[str]:
+        s = self.schema
+        time, text = s.time, s.text
+        state = (
+            f"household_id {text} NOT NULL, dong TEXT NOT NULL, district TEXT NOT NULL, "
+            f"organisation {text} NOT NULL, worker {text} NOT NULL, stage TEXT NOT NULL, "
+            f"stage_since {time} NOT NULL, track TEXT, level TEXT, opened_at {time} NOT NULL, "
+            f"intake_at {time} NOT NULL, assessed_at {time}, classified_at {time}, "
+            f"plan_at {time}, closed_at {time}, closure_reason TEXT, meeting_at {time}, "
+            f"follow_up_at {time}, reopened INTEGER NOT NULL, active_links INTEGER NOT NULL"
+        )
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {s.t(_TRANSITIONS)} ("
+            f"case_id {text} NOT NULL, position BIGINT NOT NULL, occurred_at {time} NOT NULL, "
+            f"recorded_at {time} NOT NULL, eff_at {time} NOT NULL, kind TEXT NOT NULL, "
+            "a TEXT, b TEXT, c TEXT, d TEXT, e TEXT, PRIMARY KEY (case_id, position))",
+            f"CREATE INDEX IF NOT EXISTS caseledger_case_transition_kind "
+            f"ON {s.t(_TRANSITIONS)} (case_id, kind, occurred_at)",
+            f"CREATE INDEX IF NOT EXISTS caseledger_case_transition_eff "
+            f"ON {s.t(_TRANSITIONS)} (case_id, eff_at)",
+        ]
+        for table in (_RECORDED, _OCCURRED):
+            statements += [
+                f"CREATE TABLE IF NOT EXISTS {s.t(table)} ("
+                f"case_id {text} NOT NULL, vfrom {time} NOT NULL, vto {time} NOT NULL, "
+                f"position BIGINT NOT NULL, {state}, PRIMARY KEY (case_id, position))",
+                f"CREATE INDEX IF NOT EXISTS {table}_valid ON {s.t(table)} (vto, vfrom)",
+            ]
+        return statements
+
+    def apply(self, tx: Tx, items: Sequence[Item]) -> None:
+        raw: list[tuple[int, str, str, tuple[Any, ...]]] = []
+        for item in items:
+            if item.cls not in _HANDLED:
+                continue
+            f = item.fields
+            occurred = ts(f["occurred_at"])
+            recorded = ts(f["recorded_at"])
+            for found in _transitions_of(item):
+                raw.append((item.position, occurred, recorded, found))
+        if not raw:
+            return
+        case_ids = sorted({r[3][0] for r in raw})
+        recorded_now = _load_current(tx, self.schema, _RECORDED, case_ids)
+
+        # The recorded axis, in log order; it also gives each case's opening time,
+        # from which transitions take effect on the occurred axis.
+        by_case: dict[str, list[_T]] = defaultdict(list)
+        opened_at = {cid: v.state.opened_at for cid, v in recorded_now.items()}
+        rows = []
+        for position, occurred, recorded, (cid, kind, a, b, c, d, e) in raw:
+            if kind == _OPENED:
+                opened_at[cid] = occurred
+            opening = opened_at.get(cid)
+            eff = occurred if opening is None or occurred >= opening else opening
+            t = _T(cid, position, occurred, recorded, eff, kind, a, b, c, d, e)
+            by_case[cid].append(t)
+            rows.append(t)
+        self._write(tx, _RECORDED, recorded_now, by_case, occurred_axis=False)
+
+        stored_eff = _max_eff(tx, self.schema, case_ids)
+        tx.executemany(self._insert_transition, rows)
+
+        in_order = {}
+        refold = []
+        for cid, ts_ in by_case.items():
+            ts_.sort(key=lambda t: (t.eff, t.position))
+            latest = stored_eff.get(cid)
+            if latest is None or ts_[0].eff >= latest:
+                in_order[cid] = ts_
+            else:
+                refold.append(cid)
+        occurred_now = _load_current(tx, self.schema, _OCCURRED, sorted(in_order))
+        self._write(tx, _OCCURRED, occurred_now, in_order, occurred_axis=True)
+        for cid in refold:
+            tx.execute(self._delete_occurred, (cid,))
+            everything = _case_transitions(tx, self.schema, cid)
+            made = _advance(None, everything, occurred_axis=True)
+            tx.executemany(self._insert[_OCCURRED], [v.row() for v in made])
+
+    def _write(
+        self,
+        tx: Tx,
+        table: str,
+        current: dict[str, _Version],
+        by_case: dict[str, list[_T]],
+        *,
+        occurred_axis: bool,
+    ) -> None:
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        for cid, transitions in by_case.items():
+            before = current.get(cid)
+            snapshot = (before.end, before.state.active_links) if before is not None else None
+            made = _advance(before, transitions, occurred_axis)
+            inserts.extend(v.row() for v in made)
+            if before is not None and snapshot != (before.end, before.state.active_links):
+                updates.append((before.end, before.state.active_links, cid, before.position))
+        tx.executemany(self._update[table], updates)
+        tx.executemany(self._insert[table], inserts)
+
+
+def _load_current(
+    tx: Tx, schema: Schema, table: str, case_ids: Sequence[str]
+) -> dict[str, _Version]:
+    found: dict[str, _Version] = {}
+    cols = ", ".join(("case_id", "vfrom", "vto", "position", *_STATE_COLUMNS))
+    for part in chunks(case_ids):
+        tx.execute(
+            f"SELECT {cols} FROM {schema.t(table)} "
+            f"WHERE case_id IN ({placeholders(len(part))}) AND vto = ?",
+            (*part, END),
+        )
+        for row in fetch(tx):
+            found[row[0]] = _Version(row[0], row[1], row[2], row[3], _State(*row[4:]))
+    return found
+
+
+def _max_eff(tx: Tx, schema: Schema, case_ids: Sequence[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in chunks(case_ids):
+        tx.execute(
+            f"SELECT case_id, MAX(eff_at) FROM {schema.t(_TRANSITIONS)} "
+            f"WHERE case_id IN ({placeholders(len(part))}) GROUP BY case_id",
+            part,
+        )
+        for cid, eff in fetch(tx):
+            found[cid] = eff
+    return found
+
+
+_T_COLUMNS = "case_id, position, occurred_at, recorded_at, eff_at, kind, a, b, c, d, e"
+
+
+def _case_transitions(tx: Tx, schema: Schema, case_id: str) -> list[_T]:
+    tx.execute(
+        f"SELECT {_T_COLUMNS} FROM {schema.t(_TRANSITIONS)} "
+        "WHERE case_id = ? ORDER BY eff_at, position",
+        (case_id,),
+    )
+    return [_T(*row) for row in fetch(tx)]
+
+
+# ---------------------------------------------------------------------------
+# Queries
+
+
+@dataclass(frozen=True)
+class CaseloadEntry:
+    """One case as a caseload shows it, at the moment the query asked about.
+
+    ``opened_at`` is the latest intake (a reopened case starts again at intake);
+    ``days_in_stage`` and ``next_due`` are counted in calendar days of the reporting
+    timezone up to the query's reference day; ``last_checked_at`` is the latest
+    service check known at that moment.
+    """
+
+    case_id: UUID
+    household_id: UUID
+    dong: str
+    district: str
+    organisation: str
+    worker: str
+    stage: Stage
+    track: Track | None
+    level: Level | None
+    stage_since: datetime
+    days_in_stage: int
+    opened_at: datetime
+    last_checked_at: datetime | None
+    next_due: date | None
+    next_due_kind: str | None
+    closed_at: datetime | None
+    closure_reason: ClosureReason | None
+    reopened: int
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the case is not closed."""
+        return self.stage is not Stage.CLOSED
+
+
+@dataclass(frozen=True)
+class WorkerCaseload:
+    """How many open cases one worker carries, and the bucket that puts them in."""
+
+    worker: str
+    organisation: str
+    open_cases: int
+    bucket: str
+
+
+@dataclass(frozen=True)
+class WorkerCaseloads:
+    """Open cases per worker, and how many workers fall in each bucket (0–9 … 30+)."""
+
+    workers: tuple[WorkerCaseload, ...]
+    buckets: dict[str, int]
+
+
+class FoundCase(NamedTuple):
+    """A case's state at the moment a query asked about, and its last check by then."""
+
+    case_id: str
+    state: _State
+    last_check: str | None
+
+
+def _where(filters: dict[str, str | None]) -> tuple[str, list[Any]]:
+    clauses = []
+    params: list[Any] = []
+    for column, value in filters.items():
+        if value is not None:
+            clauses.append(f"v.{column} = ?")
+            params.append(value)
+    return "".join(" AND " + c for c in clauses), params
+
+
+def open_states_at(
+    tx: Tx,
+    schema: Schema,
+    *,
+    as_of: str | None,
+    as_of_recorded: str | None,
+    filters: dict[str, str | None],
+    include_closed: bool,
+) -> list[FoundCase]:
+    """Case states at a moment: current, ``as_of`` (occurred), ``as_of_recorded``, or both.
+
+    ``as_of`` and ``as_of_recorded`` are cut-offs as stored text (see
+    :func:`caseledger.projections.base.cutoff`).
+    """
+    if as_of is not None and as_of_recorded is not None:
+        return _fold_both(tx, schema, as_of, as_of_recorded, filters, include_closed)
+    cols = ", ".join("v." + c for c in ("case_id", *_STATE_COLUMNS))
+    where, params = _where(filters)
+    if not include_closed:
+        where += " AND v.stage <> ?"
+        params.append(_CLOSED_STAGE)
+    check_cond = ""
+    check_params: list[Any] = []
+    if as_of is not None:
+        table, moment = _OCCURRED, as_of
+        valid = "v.vfrom <= ? AND v.vto > ?"
+        valid_params: list[Any] = [moment, moment]
+        check_cond = " AND t.occurred_at <= ?"
+        check_params = [as_of]
+    elif as_of_recorded is not None:
+        table, moment = _RECORDED, as_of_recorded
+        valid = "v.vfrom <= ? AND v.vto > ?"
+        valid_params = [moment, moment]
+        check_cond = " AND t.recorded_at <= ?"
+        check_params = [as_of_recorded]
+    else:
+        table = _RECORDED
+        valid = "v.vto = ?"
+        valid_params = [END]
+    sql = (
+        f"SELECT {cols}, (SELECT MAX(t.occurred_at) FROM {schema.t(_TRANSITIONS)} t "
+        f"WHERE t.case_id = v.case_id AND t.kind = ?{check_cond}) "
+        f"FROM {schema.t(table)} v WHERE {valid}{where}"
+    )
+    tx.execute(sql, [_CHECKED, *check_params, *valid_params, *params])
+    return [FoundCase(row[0], _State(*row[1:-1]), row[-1]) for row in fetch(tx)]
+
+
+def _fold_both(
+    tx: Tx,
+    schema: Schema,
+    as_of: str,
+    as_of_recorded: str,
+    filters: dict[str, str | None],
+    include_closed: bool,
+) -> list[FoundCase]:
+    # What the ledger knew at as_of_recorded about the world at as_of: fold each case's
+    # transitions recorded by then, in occurred order, up to as_of.
+    tx.execute(
+        f"SELECT {_T_COLUMNS} FROM {schema.t(_TRANSITIONS)} "
+        "WHERE recorded_at <= ? AND eff_at <= ? ORDER BY case_id, eff_at, position",
+        (as_of_recorded, as_of),
+    )
+    found = []
+    state: _State | None = None
+    last_check: str | None = None
+    cid = None
+    rows = [_T(*row) for row in fetch(tx)]
+    rows.append(_T("", 0, "", "", "", "", None, None, None, None, None))  # flushes the last
+    for t in rows:
+        if t.case_id != cid:
+            if cid is not None and state is not None:
+                found.append(FoundCase(cid, state, last_check))
+            cid, state, last_check = t.case_id, None, None
+        state = _step(state, t, t.eff) or state
+        if (
+            t.kind == _CHECKED
+            and t.occurred <= as_of
+            and (last_check is None or t.occurred > last_check)
+        ):
+            last_check = t.occurred
+    keep = []
+    for f in found:
+        s = f.state
+        if not include_closed and s.stage == _CLOSED_STAGE:
+            continue
+        if any(
+            v is not None and (f.case_id if k == "case_id" else getattr(s, k)) != v
+            for k, v in filters.items()
+        ):
+            continue
+        keep.append(f)
+    return keep
+
+
+def dues_of(f: FoundCase, tz: tzinfo, deadlines: Deadlines) -> list[tuple[str, date]]:
+    """What is due on a found case state (see :func:`caseledger.projections.due.due_dates`)."""
+    s = f.state
+
+    def day(value: str | None) -> date | None:
+        return None if value is None else local_date(value, tz)
+
+    return due_dates(
+        stage=Stage(s.stage),
+        track=s.track,
+        intake=local_date(s.intake_at, tz),
+        stage_since=local_date(s.stage_since, tz),
+        assessed=day(s.assessed_at),
+        meeting=day(s.meeting_at),
+        plan=day(s.plan_at),
+        closed=day(s.closed_at),
+        follow_up=day(s.follow_up_at),
+        last_check=day(f.last_check),
+        deadlines=deadlines,
+    )
+
+
+def _entry(f: FoundCase, reference: date, tz: tzinfo, deadlines: Deadlines) -> CaseloadEntry:
+    s = f.state
+    stage = Stage(s.stage)
+    since = local_date(s.stage_since, tz)
+    dues = dues_of(f, tz, deadlines)
+    first = min(dues, key=lambda d: (d[1], d[0])) if dues else None
+    return CaseloadEntry(
+        case_id=UUID(f.case_id),
+        household_id=UUID(s.household_id),
+        dong=s.dong,
+        district=s.district,
+        organisation=s.organisation,
+        worker=s.worker,
+        stage=stage,
+        track=Track(s.track) if s.track else None,
+        level=Level(s.level) if s.level else None,
+        stage_since=from_ts(s.stage_since),
+        days_in_stage=max(0, (reference - since).days),
+        opened_at=from_ts(s.intake_at),
+        last_checked_at=from_ts(f.last_check) if f.last_check else None,
+        next_due=first[1] if first else None,
+        next_due_kind=first[0] if first else None,
+        closed_at=from_ts(s.closed_at) if s.closed_at else None,
+        closure_reason=ClosureReason(s.closure_reason) if s.closure_reason else None,
+        reopened=s.reopened,
+    )
+
+
+def _check_stage(stage: Stage | str | None) -> str | None:
+    if stage is None:
+        return None
+    try:
+        return Stage(stage).value
+    except ValueError:
+        choices = ", ".join(s.value for s in Stage)
+        msg = f"stage: {stage!r} is not a stage; use one of {choices}"
+        raise InvalidInput(msg, [("stage", "unknown stage")]) from None
+
+
+def caseload_query(
+    tx: Tx,
+    schema: Schema,
+    *,
+    as_of: str | None,
+    as_of_recorded: str | None,
+    reference: date,
+    tz: tzinfo,
+    deadlines: Deadlines,
+    dong: str | None = None,
+    district: str | None = None,
+    organisation: str | None = None,
+    worker: str | None = None,
+    stage: Stage | str | None = None,
+    case_id: UUID | None = None,
+    include_closed: bool = False,
+) -> list[CaseloadEntry]:
+    """The caseload rows matching the filters, ordered by district, dong, worker, intake."""
+    filters = {
+        "dong": dong,
+        "district": district,
+        "organisation": organisation,
+        "worker": worker,
+        "stage": _check_stage(stage),
+        "case_id": str(case_id) if case_id is not None else None,
+    }
+    found = open_states_at(
+        tx,
+        schema,
+        as_of=as_of,
+        as_of_recorded=as_of_recorded,
+        filters=filters,
+        include_closed=include_closed or stage == Stage.CLOSED or case_id is not None,
+    )
+    entries = [_entry(f, reference, tz, deadlines) for f in found]
+    entries.sort(key=lambda e: (e.district, e.dong, e.worker, e.opened_at, str(e.case_id)))
+    return entries
+
+
+def case_state_query(
+    tx: Tx,
+    schema: Schema,
+    case_id: UUID,
+    **kwargs: Any,
+) -> CaseloadEntry:
+    """One case's state; :class:`CaseNotFound` if it did not exist at that moment."""
+    found = caseload_query(tx, schema, case_id=case_id, include_closed=True, **kwargs)
+    if not found:
+        msg = f"case {case_id} does not exist in this ledger at that moment"
+        raise CaseNotFound(msg)
+    return found[0]
+
+
+def worker_caseloads_query(
+    tx: Tx,
+    schema: Schema,
+    *,
+    as_of: str | None,
+    as_of_recorded: str | None,
+    dong: str | None = None,
+    district: str | None = None,
+    organisation: str | None = None,
+) -> WorkerCaseloads:
+    """Open cases per assigned worker, with registered case workers carrying none."""
+    filters = {"dong": dong, "district": district, "organisation": organisation}
+    found = open_states_at(
+        tx,
+        schema,
+        as_of=as_of,
+        as_of_recorded=as_of_recorded,
+        filters=filters,
+        include_closed=False,
+    )
+    counts: dict[str, int] = defaultdict(int)
+    orgs: dict[str, str] = {}
+    for f in found:
+        counts[f.state.worker] += 1
+        orgs[f.state.worker] = f.state.organisation
+    # Workers who could carry cases but carry none belong in the 0-9 bucket too.
+    where = ["w.role IN (?, ?)"]
+    params: list[Any] = ["dong_officer", "case_manager"]
+    for column, value in (("dong", dong), ("district", district)):
+        if value is not None:
+            where.append(f"o.{column} = ?")
+            params.append(value)
+    if organisation is not None:
+        where.append("w.organisation = ?")
+        params.append(organisation)
+    moment = as_of_recorded if as_of is None else as_of
+    if moment is not None:
+        where.append("w.registered_at <= ?")
+        params.append(moment)
+    tx.execute(
+        f"SELECT w.code, w.organisation FROM {schema.t('caseledger_worker')} w "
+        f"JOIN {schema.t('caseledger_organisation')} o ON o.code = w.organisation "
+        f"WHERE {' AND '.join(where)}",
+        params,
+    )
+    for code, org in fetch(tx):
+        counts.setdefault(code, 0)
+        orgs.setdefault(code, org)
+    workers = tuple(
+        WorkerCaseload(w, orgs[w], n, bucket_of(n))
+        for w, n in sorted(counts.items(), key=lambda kv: (orgs[kv[0]], kv[0]))
+    )
+    buckets = dict.fromkeys(BUCKETS, 0)
+    for w in workers:
+        buckets[w.bucket] += 1
+    return WorkerCaseloads(workers, buckets)
+
+
+def due_query(
+    tx: Tx,
+    schema: Schema,
+    *,
+    reference: date,
+    tz: tzinfo,
+    deadlines: Deadlines,
+    overdue_only: bool = False,
+    dong: str | None = None,
+    district: str | None = None,
+    organisation: str | None = None,
+    worker: str | None = None,
+) -> list[DueItem]:
+    """Everything due on current cases (closed ones for follow-up), earliest first."""
+    filters = {"dong": dong, "district": district, "organisation": organisation, "worker": worker}
+    found = open_states_at(
+        tx, schema, as_of=None, as_of_recorded=None, filters=filters, include_closed=True
+    )
+    items = []
+    for f in found:
+        s = f.state
+        for kind, due_on in dues_of(f, tz, deadlines):
+            late = (reference - due_on).days
+            if overdue_only and late <= 0:
+                continue
+            items.append(
+                DueItem(
+                    case_id=UUID(f.case_id),
+                    kind=kind,
+                    due_on=due_on,
+                    overdue=late > 0,
+                    days_overdue=max(0, late),
+                    stage=Stage(s.stage),
+                    worker=s.worker,
+                    organisation=s.organisation,
+                    dong=s.dong,
+                    district=s.district,
+                )
+            )
+    items.sort(key=lambda i: (i.due_on, i.kind, str(i.case_id)))
+    return items

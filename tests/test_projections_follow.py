@@ -1,0 +1,209 @@
+"""Keeping read models outside the write path: followers, crashes, rebuilds, mixed writers.
+
+These need two ledgers on one database, so they run on SQLite files and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from caseledger import Ledger
+from tests.conftest import MASTER_KEY, FixedClock
+from tests.scenarios import every_event, kst, scenario_1
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A database two ledgers can open at once."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "shared.db")
+    else:
+        yield request.getfixturevalue("pg_schema_url")
+
+
+def _open(url: str, clock: FixedClock, projections: str = "inline") -> Ledger:
+    return Ledger.open(url, clock=clock, master_key=MASTER_KEY, projections=projections)
+
+
+def _rebuilt(ledger: Ledger) -> dict[str, list[tuple[Any, ...]]]:
+    ledger.rebuild()
+    return ledger.projections.dump()
+
+
+def test_a_follower_brings_the_read_models_up_to_date(shared_url: str, clock: FixedClock) -> None:
+    with _open(shared_url, clock, "follow") as writer, _open(shared_url, clock, "follow") as f:
+        s = scenario_1(writer)
+        assert writer.caseload() == []  # nobody has applied the events yet
+        assert f.project(batch_size=4, max_batches=2) == 8
+        assert set(f.projections.positions().values()) == {8}
+        assert f.project(batch_size=4) == len(writer) - 8
+        assert [e.case_id for e in writer.caseload()] == [s.medical_case]
+        assert f.project() == 0
+        applied = f.projections.dump()
+        assert _rebuilt(f) == applied
+
+
+def test_a_follower_failing_mid_batch_resumes_without_applying_twice(
+    shared_url: str, clock: FixedClock
+) -> None:
+    with _open(shared_url, clock, "follow") as writer, _open(shared_url, clock, "follow") as f:
+        scenario_1(writer)
+        f.project(batch_size=5, max_batches=1)
+        kpis = next(p for p in f.projections._all if p.name == "kpis")
+        calls = []
+
+        def crash(tx: Any, items: Any) -> None:
+            calls.append(len(items))
+            if len(calls) == 2:
+                raise RuntimeError("the follower's machine lost power")
+            type(kpis).apply(kpis, tx, items)
+
+        kpis.apply = crash  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="lost power"):
+            f.project(batch_size=5)
+        # The batch that failed left nothing behind, its tracking update included.
+        assert set(f.projections.positions().values()) == {10}
+        del kpis.apply
+        f.project(batch_size=5)
+        applied = f.projections.dump()
+        assert _rebuilt(f) == applied
+
+
+_FOLLOWER = textwrap.dedent(
+    """
+    import sys, time
+    from caseledger import Ledger
+    from tests.conftest import MASTER_KEY
+    with Ledger.open(sys.argv[1], master_key=MASTER_KEY, projections="follow") as ledger:
+        # Slow, so the parent can kill it part of the way through.
+        ledger.projections.follow(poll=0.01, batch_size=1,
+                                  on_progress=lambda n, position: time.sleep(0.05))
+    """
+)
+
+
+def test_a_killed_follower_process_resumes_where_it_stopped(
+    shared_url: str, clock: FixedClock
+) -> None:
+    with _open(shared_url, clock, "follow") as writer:
+        scenario_1(writer)
+        total = len(writer)
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        process = subprocess.Popen([sys.executable, "-c", _FOLLOWER, shared_url], env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while min(writer.projections.positions().values()) < 5:
+                assert time.monotonic() < deadline, "the follower made no progress"
+                assert process.poll() is None, "the follower died by itself"
+                time.sleep(0.02)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        reached = min(writer.projections.positions().values())
+        assert 5 <= reached < total
+        assert writer.project() == total - reached
+        applied = writer.projections.dump()
+        assert _rebuilt(writer) == applied
+
+
+def test_an_inline_writer_first_applies_what_follow_mode_writers_left(
+    shared_url: str, clock: FixedClock
+) -> None:
+    with _open(shared_url, clock, "follow") as follow_writer:
+        s = scenario_1(follow_writer)
+        with _open(shared_url, clock) as inline:  # catches up on opening
+            assert [e.case_id for e in inline.caseload()] == [s.medical_case]
+            follow_writer.follow_up(s.resolved_case, by="jungang-officer", at=kst(2023, 3, 1))
+            before = len(inline)
+            inline.check_service(s.medical_case, link_id=s.medical_link, method="phone",
+                                 progress=10, by="jungang-officer", at=kst(2023, 3, 2))  # fmt: skip
+            assert set(inline.projections.positions().values()) == {before + 1}
+            [closed] = inline.caseload(stage="closed")
+            assert closed.next_due is None  # the follow-up was applied first
+            applied = inline.projections.dump()
+            assert _rebuilt(inline) == applied
+
+
+def test_concurrent_writers_and_a_follower_agree_with_a_rebuild(
+    shared_url: str, clock: FixedClock
+) -> None:
+    with _open(shared_url, clock, "follow") as setup:
+        scenario_1(setup)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    # Opened one after the other: opening creates tables, which is not what is tested.
+    ledgers = [_open(shared_url, clock, "follow") for _ in range(3)]
+
+    def write(ledger: Ledger, n: int) -> None:
+        try:
+            for i in range(15):
+                at = kst(2023, 1, 2) + timedelta(hours=n * 100 + i)
+                household = ledger.discover_household(
+                    dong="중앙동", district="동두천시", channel="outreach_visit",
+                    by="jungang-officer", at=at,
+                )  # fmt: skip
+                ledger.record_consultation(household, method="visit", outcome="intake",
+                                           by="jungang-officer", at=at)  # fmt: skip
+                ledger.open_case(household, by="jungang-officer", at=at)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def follow(ledger: Ledger) -> None:
+        try:
+            ledger.follow(poll=0.005, batch_size=7, stop=stop)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    follower = threading.Thread(target=follow, args=(ledgers[0],))
+    follower.start()
+    writers = [threading.Thread(target=write, args=(ledgers[n], n)) for n in (1, 2)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    with _open(shared_url, clock, "follow") as check:
+        deadline = time.monotonic() + 30
+        while min(check.projections.positions().values()) < len(check):
+            assert time.monotonic() < deadline, "the follower fell behind for good"
+            time.sleep(0.02)
+        stop.set()
+        follower.join()
+        for ledger in ledgers:
+            ledger.close()
+        assert errors == []
+        assert len(check.caseload()) == 1 + 30
+        applied = check.projections.dump()
+        assert _rebuilt(check) == applied
+
+
+def test_every_event_class_survives_a_rebuild(ledger: Ledger) -> None:
+    every_event(ledger)
+    applied = ledger.projections.dump()
+    assert ledger.rebuild() == len(ledger)
+    assert ledger.projections.dump() == applied
+
+
+def test_a_changed_projection_version_is_rebuilt_on_opening(
+    shared_url: str, clock: FixedClock
+) -> None:
+    with _open(shared_url, clock) as ledger:
+        scenario_1(ledger)
+        expected = ledger.kpis("2023Q1").figures
+        table = ledger.projections.schema.t("caseledger_projection")
+        with ledger.store.transaction() as tx:
+            tx.execute(f"UPDATE {table} SET version = 0 WHERE name = ?", ("kpis",))
+            tx.execute(f"DELETE FROM {ledger.projections.schema.t('caseledger_kpi_fact')}")
+        assert ledger.kpis("2023Q1").value("discoveries") == 0
+    with _open(shared_url, clock) as reopened:
+        assert reopened.kpis("2023Q1").figures == expected

@@ -96,14 +96,26 @@ class Tx:
                 # a fresh cursor of the same connection (same transaction) is not.
                 self._cursor = self._cursor.connection.cursor()
 
+    def _settle(self) -> None:
+        # Inside eventsourcing's PostgreSQL write transaction the connection is in
+        # pipeline mode, where psycopg may hand a fetch the result of an earlier statement
+        # if later results have not arrived yet. Leaving a nested pipeline block sends a
+        # Sync and collects every result, so the fetch sees the query just executed.
+        if self.dialect == "postgres":
+            connection = getattr(self._cursor, "connection", None)
+            if connection is not None and connection.pgconn.pipeline_status:
+                with connection.pipeline():
+                    pass
+
     def fetchall(self) -> list[tuple[Any, ...]]:
         """Rows of the last query, as tuples."""
-        return [
-            tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in self._cursor.fetchall()
-        ]
+        self._settle()
+        rows = self._cursor.fetchall()
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
 
     def fetchone(self) -> tuple[Any, ...] | None:
         """The next row of the last query, as a tuple, or None."""
+        self._settle()
         r = self._cursor.fetchone()
         if r is None:
             return None
@@ -386,7 +398,8 @@ class EventStore:
                     curs.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
         self._recorder.hooks = self._hooks
         try:
-            self._recorder.create_table()
+            with self._schema_lock():
+                self._recorder.create_table()
         except PersistenceError as e:
             msg = f"cannot open the event store at {location.display}: {e}"
             raise StoreError(msg) from e
@@ -399,6 +412,24 @@ class EventStore:
                 raise StoreError(msg) from e
             raise
 
+    @contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        """Serialise schema creation between processes opening the same PostgreSQL database.
+
+        eventsourcing's ``CREATE OR REPLACE FUNCTION`` fails with "tuple concurrently
+        updated" when two processes open a new database at once; a session advisory lock
+        makes the second wait for the first.
+        """
+        if self.dialect != "postgres":
+            yield
+            return
+        with self._pg_ds.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(7061626)")
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(7061626)")
+
     @property
     def recorder(self) -> Any:
         """The underlying eventsourcing application recorder."""
@@ -408,7 +439,8 @@ class EventStore:
 
     def add_hook(self, hook: WriteHook) -> None:
         """Create the hook's tables and run it in every later write transaction."""
-        self.run_ddl(hook.create_statements(self.dialect))
+        with self._schema_lock():
+            self.run_ddl(hook.create_statements(self.dialect))
         self._hooks.append(hook)
 
     def run_ddl(self, statements: Sequence[str]) -> None:

@@ -46,23 +46,45 @@ _IN_CHUNK = 500
 
 
 class Item(NamedTuple):
-    """One record of the log, decoded for projections."""
+    """One record of the log, decoded for projections.
+
+    ``subject`` is the originator (aggregate) id as text; ``occurred`` and ``recorded``
+    are the event's times as stored text (:func:`ts`): every projection needs them.
+    """
 
     position: int
-    originator_id: UUID
+    subject: str
     originator_version: int
     cls: type[Event]
     fields: dict[str, Any]
+    occurred: str
+    recorded: str
+
+    @classmethod
+    def of(cls, position: int, originator_id: Any, version: int, topic: str, state: bytes) -> Item:
+        """Decode one stored record (trusted: no validation)."""
+        event_cls, fields = codec.decode_fields(topic, state)
+        if isinstance(originator_id, str) and len(originator_id) == 32:
+            # SQLite stores ids as 32 hex digits; this is str(UUID(...)), without parsing.
+            h = originator_id.lower()
+            subject = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        else:
+            subject = str(originator_id if isinstance(originator_id, UUID) else UUID(originator_id))
+        return cls(
+            position, subject, version, event_cls, fields, ts(fields["occurred_at"]),
+            ts(fields["recorded_at"]),
+        )  # fmt: skip
 
 
 def ts(value: datetime) -> str:
     """A timezone-aware datetime as fixed-width ISO-8601 UTC text."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # "+00:00" is six characters; "Z" says the same in one.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def from_ts(text: str) -> datetime:
     """The datetime (in UTC) that :func:`ts` wrote."""
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)  # "Z" reads as UTC
 
 
 def local_date(text: str, tz: tzinfo) -> date:
@@ -146,41 +168,20 @@ class Schema:
         return f"SELECT MAX({self.position_column}) FROM {self.events_table}"
 
 
-def _settle(tx: Tx) -> None:
-    # Inside eventsourcing's PostgreSQL write transaction the connection is in pipeline
-    # mode, where psycopg may hand a fetch the result of an earlier statement on the same
-    # cursor if the server's later results have not arrived yet. Syncing the pipeline
-    # (leaving a nested pipeline block sends a Sync and collects every result) first
-    # makes the fetch see the result of the query just executed.
-    connection = getattr(tx._cursor, "connection", None)
-    if connection is not None and connection.pgconn.pipeline_status:
-        with connection.pipeline():
-            pass
-
-
 def fetch(tx: Tx) -> list[tuple[Any, ...]]:
-    """All rows of the query just executed on ``tx`` (safe in a pipelined transaction)."""
-    if tx.dialect == "postgres":
-        _settle(tx)
+    """All rows of the query just executed on ``tx``."""
     return tx.fetchall()
 
 
 def fetch_one(tx: Tx) -> tuple[Any, ...] | None:
     """The first row of the query just executed on ``tx``, or None."""
-    if tx.dialect == "postgres":
-        _settle(tx)
     return tx.fetchone()
 
 
 def decode_rows(rows: Sequence[tuple[Any, ...]]) -> list[Item]:
     """Items from ``(position, originator_id, version, topic, state)`` rows."""
-    items = []
-    decode = codec.decode_fields
-    for position, originator_id, version, topic, state in rows:
-        cls, fields = decode(topic, bytes(state))
-        oid = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
-        items.append(Item(position, oid, version, cls, fields))
-    return items
+    of = Item.of
+    return [of(p, oid, v, topic, bytes(state)) for p, oid, v, topic, state in rows]
 
 
 class Projection:
@@ -213,6 +214,16 @@ class Projection:
     def apply(self, tx: Tx, items: Sequence[Item]) -> None:
         """Apply ``items`` (in log order) inside the caller's transaction."""
         raise NotImplementedError
+
+    def begin_rebuild(self, tx: Tx) -> None:
+        """Called before a rebuild replays the whole log into empty tables.
+
+        A projection may defer work that is cheaper done once at the end; it must
+        leave the same rows as applying the log incrementally would.
+        """
+
+    def end_rebuild(self, tx: Tx) -> None:
+        """Called after a rebuild replayed the whole log, in the same transaction."""
 
     @classmethod
     def check_coverage(cls) -> None:

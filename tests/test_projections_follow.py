@@ -207,3 +207,39 @@ def test_a_changed_projection_version_is_rebuilt_on_opening(
         assert ledger.kpis("2023Q1").value("discoveries") == 0
     with _open(shared_url, clock) as reopened:
         assert reopened.kpis("2023Q1").figures == expected
+
+
+def test_the_audit_trail_keeps_every_structural_field(ledger: Ledger) -> None:
+    every_event(ledger)
+    entries = ledger.audit_trail(limit=10_000).entries
+    assert len(entries) == len(ledger)
+    for entry, logged in zip(entries, ledger.events(), strict=True):
+        assert entry.position == logged.position
+        personal = {"personal", "members", "redaction"}
+        rebuilt = entry.to_event().model_dump(exclude=personal)
+        assert rebuilt == logged.event.model_dump(exclude=personal), entry.event
+
+
+def test_a_follower_passes_positions_left_by_a_rolled_back_write(
+    shared_url: str, clock: FixedClock
+) -> None:
+    from caseledger import ConcurrencyError
+    from caseledger.codec import encode
+
+    with _open(shared_url, clock, "follow") as writer, _open(shared_url, clock, "follow") as f:
+        s = scenario_1(writer)
+        f.project()
+        linked = writer.history(s.medical_case)[-1]
+        with pytest.raises(ConcurrencyError):
+            writer.store.append([encode(linked)])  # the same version again: rolled back
+        writer.check_service(s.medical_case, link_id=s.medical_link, method="phone",
+                             progress=20, by="jungang-officer", at=kst(2023, 2, 20))  # fmt: skip
+        last = writer.store.max_position()
+        recorded = sum(1 for _ in writer.records())
+        # PostgreSQL's sequence gave the rolled-back row a position nobody will fill.
+        assert last == recorded + (1 if writer.store.dialect == "postgres" else 0)
+        assert f.project() == 1
+        assert set(f.projections.positions().values()) == {last}
+        assert f.caseload()[0].last_checked_at == kst(2023, 2, 20)
+        applied = f.projections.dump()
+        assert _rebuilt(f) == applied

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -104,6 +104,9 @@ from caseledger.values import (
     ServiceKind,
     Track,
 )
+
+if TYPE_CHECKING:
+    from caseledger.export import ExportSummary
 
 __all__ = ["DEFAULT_POLICY_VERSION", "Ledger", "LogEntry", "retry"]
 
@@ -281,21 +284,24 @@ class Ledger:
             c.WithdrawConsent: self._withdraw_consent,
             c.EraseHousehold: self._erase_household,
         }
-        store.add_hook(_IdempotencyHook())
-        #: The Merkle log over the stored records (:mod:`caseledger.merkle_log`).
-        self.merkle = MerkleLog(store)
-        in_memory = store.dialect == "sqlite" and store.display == ":memory:"
-        sqlite_file = Path(store.display) if store.dialect == "sqlite" and not in_memory else None
-        key, source = find_master_key(master_key, sqlite_file=sqlite_file, in_memory=in_memory)
-        #: The data keys of this ledger (:mod:`caseledger.keystore`).
-        self.keys = KeyRing(store, key, source=source)
-        #: The access records of this ledger (:mod:`caseledger.access`).
-        self.access = AccessLog(store)
-        self._household_cases = HouseholdCases(store)
-        self._directory = _Directory(self)
-        self._projections = Projections(
-            store, mode=projections, deadlines=deadlines, timezone=timezone
-        )
+        with store.schema_lock():  # tables are created on first open, once per process
+            store.add_hook(_IdempotencyHook())
+            #: The Merkle log over the stored records (:mod:`caseledger.merkle_log`).
+            self.merkle = MerkleLog(store)
+            in_memory = store.dialect == "sqlite" and store.display == ":memory:"
+            sqlite_file = (
+                Path(store.display) if store.dialect == "sqlite" and not in_memory else None
+            )
+            key, source = find_master_key(master_key, sqlite_file=sqlite_file, in_memory=in_memory)
+            #: The data keys of this ledger (:mod:`caseledger.keystore`).
+            self.keys = KeyRing(store, key, source=source)
+            #: The access records of this ledger (:mod:`caseledger.access`).
+            self.access = AccessLog(store)
+            self._household_cases = HouseholdCases(store)
+            self._directory = _Directory(self)
+            self._projections = Projections(
+                store, mode=projections, deadlines=deadlines, timezone=timezone
+            )
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -1560,6 +1566,41 @@ class Ledger:
     ) -> int:
         """Keep the read models current until ``stop`` is set (a follower process)."""
         return self._projections.follow(poll=poll, batch_size=batch_size, stop=stop)
+
+    # -- exports (caseledger.export) -------------------------------------------------------
+
+    def export(self, out: str | Path, **options: Any) -> ExportSummary:
+        """Write a table (events, cases, kpis) or the OCEL 2.0 log to the file ``out``.
+
+        Options as for :func:`caseledger.export.export` (``format``, ``table``,
+        ``deidentify``, ``period``, ``as_of``, ``account``, ``reason`` …); access records
+        of an identified export are stamped with this ledger's clock.
+        """
+        from caseledger.export import export  # keeps the exporters off the import path
+
+        return export(self, out, now=self._clock(), **options)
+
+    def to_arrow(self, table: str = "events", **options: Any) -> Any:
+        """``table`` (``events``, ``cases`` or ``kpis``) as a ``pyarrow.Table``.
+
+        Needs ``pip install 'caseledger[arrow]'``; options as for
+        :func:`caseledger.export.to_arrow` (``deidentify``, ``period``, ``as_of`` …).
+        """
+        from caseledger.export import to_arrow
+
+        return to_arrow(self, table, **options)
+
+    def to_pandas(self, table: str = "events", **options: Any) -> Any:
+        """``table`` as a pandas ``DataFrame`` (needs pandas); see :meth:`to_arrow`."""
+        from caseledger.export import to_pandas
+
+        return to_pandas(self, table, **options)
+
+    def to_polars(self, table: str = "events", **options: Any) -> Any:
+        """``table`` as a polars ``DataFrame`` (needs polars); see :meth:`to_arrow`."""
+        from caseledger.export import to_polars
+
+        return to_polars(self, table, **options)
 
     def __len__(self) -> int:
         """The number of events in the log."""

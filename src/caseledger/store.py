@@ -398,7 +398,7 @@ class EventStore:
                     curs.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
         self._recorder.hooks = self._hooks
         try:
-            with self._schema_lock():
+            with self.schema_lock():
                 self._recorder.create_table()
         except PersistenceError as e:
             msg = f"cannot open the event store at {location.display}: {e}"
@@ -413,12 +413,13 @@ class EventStore:
             raise
 
     @contextmanager
-    def _schema_lock(self) -> Iterator[None]:
+    def schema_lock(self) -> Iterator[None]:
         """Serialise schema creation between processes opening the same PostgreSQL database.
 
-        eventsourcing's ``CREATE OR REPLACE FUNCTION`` fails with "tuple concurrently
-        updated" when two processes open a new database at once; a session advisory lock
-        makes the second wait for the first.
+        Concurrent ``CREATE ... IF NOT EXISTS`` and eventsourcing's ``CREATE OR REPLACE
+        FUNCTION`` fail ("duplicate key", "tuple concurrently updated") when two processes
+        open a new database at once; a session advisory lock makes the second wait. Not
+        re-entrant: hold it once, around all of an opening's schema work.
         """
         if self.dialect != "postgres":
             yield
@@ -439,8 +440,7 @@ class EventStore:
 
     def add_hook(self, hook: WriteHook) -> None:
         """Create the hook's tables and run it in every later write transaction."""
-        with self._schema_lock():
-            self.run_ddl(hook.create_statements(self.dialect))
+        self.run_ddl(hook.create_statements(self.dialect))
         self._hooks.append(hook)
 
     def run_ddl(self, statements: Sequence[str]) -> None:

@@ -23,24 +23,27 @@ Every event carries when it *occurred* (given by the worker) and when it was
     entries recorded afterwards. The researcher's view: "how many cases were in
     service on 1 March?"
 
-A backdated service check shows the difference. A case went into service on
-3 January. On 2 March its worker visits the household, and records the visit as a
-service check on 20 March with ``at=2 March``::
+A backdated service check shows the difference. In seed scenario 1 the household with
+heavy medical costs is in service from 10 February 2023 (its monthly check falls due
+on 10 March). Its worker visits on 2 March but records the visit only on 20 March::
 
     ledger.check_service(case, link_id=link, method="visit", progress=40,
-                         by="officer-1", at=datetime(2023, 3, 2, 10, tzinfo=kst))
+                         by="jungang-officer", at=datetime(2023, 3, 2, 10, tzinfo=kst))
     # recorded_at: 2023-03-20
 
-    ledger.case_state(case, as_of_recorded=date(2023, 3, 10)).last_checked_at  # None
-    ledger.case_state(case, as_of=date(2023, 3, 10)).last_checked_at           # 2 March
-    ledger.case_state(case).last_checked_at                                     # 2 March
+    ledger.case_state(case, as_of_recorded=date(2023, 3, 15)).last_checked_at  # None
+    ledger.case_state(case, as_of_recorded=date(2023, 3, 15)).next_due         # 10 March
+    ledger.case_state(case, as_of=date(2023, 3, 15)).last_checked_at           # 2 March
+    ledger.case_state(case, as_of=date(2023, 3, 15)).next_due                  # 2 April
+    ledger.kpis("2023-03", as_of_recorded=date(2023, 3, 15)).value("service_checks")  # 0
+    ledger.kpis("2023-03").value("service_checks")                                     # 1
 
-On 10 March the ledger did not yet know of the visit, so the auditor's replay shows
-the monthly check overdue since 3 February (``next_due``), as the screen showed it
-then; in the world, the household had been visited on 2 March, so a study of
-check frequency counts it. Both answers are right: they answer different questions.
-Giving both ``as_of`` and ``as_of_recorded`` asks "what did the ledger know at ``T``
-about the world at ``D``".
+On 15 March the ledger did not know of the visit, so the auditor's replay shows the
+check overdue since 10 March, as the screen showed it that day; in the world the
+household had been visited on 2 March, so a study of how often households are checked
+counts it. Both answers are right: they answer different questions. Giving both
+``as_of`` and ``as_of_recorded`` asks "what did the ledger know at ``T`` about the world
+at ``D``" (computed by folding the history recorded by ``T``, without the indexes).
 
 Dates given as ``as_of`` cover that whole day, in the reporting timezone (default
 Asia/Seoul); datetimes must be timezone-aware.

@@ -61,6 +61,7 @@ PERSONAL_FIELDS = frozenset({"personal", "members"})
 _ENVELOPE = frozenset(
     {"occurred_at", "recorded_at", "actor", "organisation", "policy_version", "taxonomy_version"}
 )
+_SKIPPED = _ENVELOPE | PERSONAL_FIELDS
 _HOUSEHOLD_EVENTS = (
     HouseholdDiscovered,
     ConsultationRecorded,
@@ -81,6 +82,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_NESTED = (dict, tuple, list)
+
+
 def _default(value: object) -> object:
     if isinstance(value, datetime):
         return ts(value)
@@ -95,7 +99,10 @@ def _default(value: object) -> object:
 def structural(fields: Mapping[str, Any]) -> str:
     """The structural fields of an event (no envelope, nothing personal) as JSON text."""
     kept = {
-        k: _plain(v) for k, v in fields.items() if k not in _ENVELOPE and k not in PERSONAL_FIELDS
+        # Only containers can hold nested personal fields; scalars go as they are.
+        k: _plain(v) if type(v) in _NESTED else v
+        for k, v in fields.items()
+        if k not in _SKIPPED
     }
     return json.dumps(
         kept, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_default
@@ -146,7 +153,7 @@ class Audit(Projection):
             cls = item.cls
             if cls not in self.handles:
                 continue
-            subject = str(item.originator_id)
+            subject = item.subject
             case_id = household_id = meeting_id = None
             if issubclass(cls, CaseEvent):
                 case_id = subject
@@ -161,8 +168,8 @@ class Audit(Projection):
                 subject,
                 item.originator_version,
                 cls.__name__,
-                ts(f["occurred_at"]),
-                ts(f["recorded_at"]),
+                item.occurred,
+                item.recorded,
                 f["actor"],
                 f["organisation"],
             )

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
@@ -74,7 +74,6 @@ from caseledger.projections.base import (
     from_ts,
     local_date,
     placeholders,
-    ts,
 )
 from caseledger.projections.due import Deadlines, DueItem, due_dates
 from caseledger.store import Tx
@@ -127,8 +126,7 @@ def bucket_of(count: int) -> str:
 # The fold
 
 
-@dataclass(slots=True)
-class _State:
+class _State(NamedTuple):
     household_id: str
     dong: str
     district: str
@@ -148,38 +146,15 @@ class _State:
     meeting_at: str | None
     follow_up_at: str | None
     reopened: int
+    # Last, so that everything before it is what a caseload shows (see shown()).
     active_links: int
-
-    def values(self) -> tuple[Any, ...]:
-        return (
-            self.household_id,
-            self.dong,
-            self.district,
-            self.organisation,
-            self.worker,
-            self.stage,
-            self.stage_since,
-            self.track,
-            self.level,
-            self.opened_at,
-            self.intake_at,
-            self.assessed_at,
-            self.classified_at,
-            self.plan_at,
-            self.closed_at,
-            self.closure_reason,
-            self.meeting_at,
-            self.follow_up_at,
-            self.reopened,
-            self.active_links,
-        )
 
     def shown(self) -> tuple[Any, ...]:
         # Everything but the active link count, which changes with every link.
-        return self.values()[:-1]
+        return self[:-1]
 
 
-_STATE_COLUMNS = tuple(f.name for f in fields(_State))
+_STATE_COLUMNS = _State._fields
 _CLOSED_STAGE = Stage.CLOSED.value
 
 
@@ -211,10 +186,8 @@ def _stage_for_track(s: _State) -> str:
     return s.stage
 
 
-def _move(s: _State, stage: str, when: str) -> None:
-    if stage != s.stage:
-        s.stage = stage
-        s.stage_since = when
+def _moved(s: _State, stage: str, when: str) -> _State:
+    return s if stage == s.stage else s._replace(stage=stage, stage_since=when)
 
 
 def _step(s: _State | None, t: _T, when: str) -> _State | None:
@@ -255,28 +228,25 @@ def _step(s: _State | None, t: _T, when: str) -> _State | None:
     if kind == _CHECKED:
         if t.a != "stop" or closed or not s.active_links:
             return s
-        n = replace(s, active_links=s.active_links - 1)
-        _move(n, _stage_for_track(n), when)
-        return n
+        n = s._replace(active_links=s.active_links - 1)
+        return _moved(n, _stage_for_track(n), when)
     if kind == _LINKED:
         if closed:
             return s
-        n = replace(s, active_links=s.active_links + 1)
-        _move(n, _stage_for_track(n), when)
-        return n
+        n = s._replace(active_links=s.active_links + 1)
+        return _moved(n, _stage_for_track(n), when)
     if kind == _MEETING:
-        return replace(s, meeting_at=when)
+        return s._replace(meeting_at=when)
     if kind == _FOLLOW_UP:
-        return replace(s, follow_up_at=when)
+        return s._replace(follow_up_at=when)
     if kind == _TRANSFERRED:
-        return replace(
-            s, organisation=t.a or "", worker=t.b or "", dong=t.c or "", district=t.d or ""
+        return s._replace(
+            organisation=t.a or "", worker=t.b or "", dong=t.c or "", district=t.d or ""
         )
     if kind == _REOPENED:
         if not closed:
             return s
-        n = replace(
-            s,
+        n = s._replace(
             reopened=s.reopened + 1,
             worker=t.a or s.worker,
             track=None,
@@ -290,28 +260,23 @@ def _step(s: _State | None, t: _T, when: str) -> _State | None:
             meeting_at=None,
             active_links=0,
         )
-        _move(n, Stage.OPENED.value, when)
-        return n
+        return _moved(n, Stage.OPENED.value, when)
     if closed:
         return s
     if kind == _ASSESSED:
         if s.stage != Stage.OPENED.value:
             return s
-        n = replace(s, assessed_at=when)
-        _move(n, Stage.ASSESSED.value, when)
-        return n
+        n = s._replace(assessed_at=when)
+        return _moved(n, Stage.ASSESSED.value, when)
     if kind == _CLASSIFIED:
-        n = replace(s, track=t.a, level=t.b, classified_at=when)
-        _move(n, _stage_for_track(n), when)
-        return n
+        n = s._replace(track=t.a, level=t.b, classified_at=when)
+        return _moved(n, _stage_for_track(n), when)
     if kind == _PLANNED:
-        n = replace(s, plan_at=s.plan_at or when)
-        _move(n, _stage_for_track(n), when)
-        return n
+        n = s._replace(plan_at=s.plan_at or when)
+        return _moved(n, _stage_for_track(n), when)
     if kind == _CLOSED:
-        n = replace(s, closed_at=when, closure_reason=t.a, active_links=0)
-        _move(n, _CLOSED_STAGE, when)
-        return n
+        n = s._replace(closed_at=when, closure_reason=t.a, active_links=0)
+        return _moved(n, _CLOSED_STAGE, when)
     return s  # pragma: no cover - every kind is handled above
 
 
@@ -328,7 +293,7 @@ class _Version:
         self.state = state
 
     def row(self) -> tuple[Any, ...]:
-        return (self.case_id, self.start, self.end, self.position, *self.state.values())
+        return (self.case_id, self.start, self.end, self.position, *self.state)
 
 
 def _advance(
@@ -368,7 +333,7 @@ def _transitions_of(item: Item) -> list[tuple[str, str, Any, Any, Any, Any, Any]
     """``(case_id, kind, a, b, c, d, e)`` for each case ``item`` moves."""
     cls = item.cls
     f = item.fields
-    cid = str(item.originator_id)
+    cid = item.subject
     if cls is ServiceLinked:
         return [(cid, _LINKED, None, None, None, None, None)]
     if cls is ServiceChecked:
@@ -415,7 +380,7 @@ def _transitions_of(item: Item) -> list[tuple[str, str, Any, Any, Any, Any, Any]
                 str(entry["case_id"]),
                 _MEETING,
                 str(entry.get("decision") or ""),
-                str(item.originator_id),
+                item.subject,
                 None,
                 None,
                 None,
@@ -477,6 +442,7 @@ class Caseload(Projection):
             for t in (_RECORDED, _OCCURRED)
         }
         self._delete_occurred = f"DELETE FROM {s.t(_OCCURRED)} WHERE case_id = ?"
+        self._deferred = False
 
     def create_statements(self) -> list[str]:
         s = self.schema
@@ -497,7 +463,7 @@ class Caseload(Projection):
             f"CREATE INDEX IF NOT EXISTS caseledger_case_transition_kind "
             f"ON {s.t(_TRANSITIONS)} (case_id, kind, occurred_at)",
             f"CREATE INDEX IF NOT EXISTS caseledger_case_transition_eff "
-            f"ON {s.t(_TRANSITIONS)} (case_id, eff_at)",
+            f"ON {s.t(_TRANSITIONS)} (case_id, eff_at, position)",
         ]
         for table in (_RECORDED, _OCCURRED):
             statements += [
@@ -513,9 +479,8 @@ class Caseload(Projection):
         for item in items:
             if item.cls not in _HANDLED:
                 continue
-            f = item.fields
-            occurred = ts(f["occurred_at"])
-            recorded = ts(f["recorded_at"])
+            occurred = item.occurred
+            recorded = item.recorded
             for found in _transitions_of(item):
                 raw.append((item.position, occurred, recorded, found))
         if not raw:
@@ -537,6 +502,9 @@ class Caseload(Projection):
             by_case[cid].append(t)
             rows.append(t)
         self._write(tx, _RECORDED, recorded_now, by_case, occurred_axis=False)
+        if self._deferred:
+            tx.executemany(self._insert_transition, rows)
+            return
 
         stored_eff = _max_eff(tx, self.schema, case_ids)
         tx.executemany(self._insert_transition, rows)
@@ -557,6 +525,40 @@ class Caseload(Projection):
             everything = _case_transitions(tx, self.schema, cid)
             made = _advance(None, everything, occurred_axis=True)
             tx.executemany(self._insert[_OCCURRED], [v.row() for v in made])
+
+    def begin_rebuild(self, tx: Tx) -> None:
+        # Backdated entries make the occurred axis refold cases again and again while
+        # the log is replayed; in a rebuild it is built once, at the end.
+        self._deferred = True
+
+    def end_rebuild(self, tx: Tx) -> None:
+        self._deferred = False
+        after = ""
+        while True:
+            tx.execute(
+                f"SELECT DISTINCT case_id FROM {self.schema.t(_TRANSITIONS)} "
+                "WHERE case_id > ? ORDER BY case_id LIMIT 500",
+                (after,),
+            )
+            case_ids = [row[0] for row in fetch(tx)]
+            if not case_ids:
+                return
+            after = case_ids[-1]
+            tx.execute(
+                f"SELECT {_T_COLUMNS} FROM {self.schema.t(_TRANSITIONS)} "
+                f"WHERE case_id IN ({placeholders(len(case_ids))}) "
+                "ORDER BY case_id, eff_at, position",
+                case_ids,
+            )
+            by_case: dict[str, list[_T]] = defaultdict(list)
+            for row in fetch(tx):
+                by_case[row[0]].append(_T(*row))
+            rows = [
+                v.row()
+                for transitions in by_case.values()
+                for v in _advance(None, transitions, occurred_axis=True)
+            ]
+            tx.executemany(self._insert[_OCCURRED], rows)
 
     def _write(
         self,

@@ -39,7 +39,7 @@ from caseledger.events import (
     SupervisionRecorded,
     WorkerRegistered,
 )
-from caseledger.projections.base import Item, Projection, chunks, fetch, placeholders, ts
+from caseledger.projections.base import Item, Projection, chunks, fetch, placeholders
 from caseledger.store import Tx
 
 __all__ = ["Directory"]
@@ -91,7 +91,7 @@ class Directory(Projection):
                         f["kind"],
                         f.get("dong"),
                         f.get("district"),
-                        ts(f["occurred_at"]),
+                        item.occurred,
                         item.position,
                     )
                 )
@@ -101,7 +101,7 @@ class Directory(Projection):
                         f["code"],
                         f["worker_organisation"],
                         str(f["role"]),
-                        ts(f["occurred_at"]),
+                        item.occurred,
                         item.position,
                     )
                 )

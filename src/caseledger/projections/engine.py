@@ -35,7 +35,6 @@ from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from caseledger import codec
 from caseledger.errors import CaseNotFound, ConfigurationError, InvalidInput
 from caseledger.events import Event
 from caseledger.projections.audit import Audit, AuditPage, audit_query
@@ -205,6 +204,15 @@ class Projections:
             found = self._tracked(tx, lock=False)
         return {p.name: found.get(p.name, (0, 0))[1] for p in self._all}
 
+    def _up_to_date(self) -> bool:
+        with self.store.transaction(commit=False) as tx:
+            found = self._tracked(tx, lock=False)
+            high = self._max_position(tx)
+        return all(
+            found.get(p.name, (0, -1))[0] == p.version and found[p.name][1] >= high
+            for p in self._all
+        )
+
     def _stale(self) -> bool:
         with self.store.transaction(commit=False) as tx:
             found = self._tracked(tx, lock=False)
@@ -249,14 +257,10 @@ class Projections:
             self._apply(tx, missed, after)
             low = missed[-1].position
             after = {name: max(pos, low) for name, pos in after.items()}
-        items = []
-        decode = codec.decode_fields
-        for position, record in zip(positions, records, strict=True):
-            cls, fields = decode(record.topic, record.state)
-            oid = record.originator_id
-            if not isinstance(oid, UUID):
-                oid = UUID(str(oid))
-            items.append(Item(position, oid, record.originator_version, cls, fields))
+        items = [
+            Item.of(position, r.originator_id, r.originator_version, r.topic, r.state)
+            for position, r in zip(positions, records, strict=True)
+        ]
         self._apply(tx, items, after)
         for p in self._all:
             self._set_position(tx, p, positions[-1])
@@ -272,6 +276,8 @@ class Projections:
         if batch_size < 1:
             raise InvalidInput("batch_size must be at least 1", [("batch_size", "too small")])
         total = 0
+        if self._up_to_date():
+            return 0  # without taking the write lock
         if self._stale():
             # New or changed projections start over from the beginning of the log, in
             # batches like any other catching up (so a follower can stop and resume).
@@ -344,6 +350,8 @@ class Projections:
             high = self._max_position(tx)
             after = 0
             count = 0
+            for p in targets:
+                p.begin_rebuild(tx)
             while after < high:
                 items = self._read(tx, after, high, batch_size)
                 if not items:
@@ -353,6 +361,7 @@ class Projections:
                 after = items[-1].position
                 count += len(items)
             for p in targets:
+                p.end_rebuild(tx)
                 self._set_position(tx, p, high)
         return count
 

@@ -229,9 +229,9 @@ class Kpis(Projection):
             if cls not in _HANDLED:
                 continue
             f = item.fields
-            subject = str(item.originator_id)
+            subject = item.subject
             head = (item.position, 0)
-            when = (ts(f["occurred_at"]), ts(f["recorded_at"]))
+            when = (item.occurred, item.recorded)
             who = (f["organisation"], f["actor"])
             if cls is HouseholdDiscovered:
                 households[subject] = (f["dong"], f["district"])
@@ -340,9 +340,9 @@ class Kpis(Projection):
         want_cases = set()
         for item in items:
             if item.cls is ConsultationRecorded:
-                want_households.add(str(item.originator_id))
+                want_households.add(item.subject)
             elif "household_id" in item.fields and item.cls is not CaseOpened:
-                want_cases.add(str(item.originator_id))
+                want_cases.add(item.subject)
         households: dict[str, tuple[str, str]] = {}
         cases: dict[str, list[Any]] = {}
         s = self.schema

@@ -52,7 +52,6 @@ from caseledger.projections.base import (
     fetch,
     from_ts,
     placeholders,
-    ts,
 )
 from caseledger.projections.directory import organisation_places
 from caseledger.store import Tx
@@ -117,7 +116,7 @@ class Meetings(Projection):
             f = item.fields
             cls = item.cls
             if cls is CaseMeetingHeld:
-                mid = str(item.originator_id)
+                mid = item.subject
                 agenda = f["agenda"]
                 attendees = json.dumps(
                     [[a["organisation"], a.get("role", "")] for a in f["attendees"]],
@@ -130,8 +129,8 @@ class Meetings(Projection):
                     (
                         mid,
                         item.position,
-                        ts(f["occurred_at"]),
-                        ts(f["recorded_at"]),
+                        item.occurred,
+                        item.recorded,
                         str(f["kind"]),
                         f["host"],
                         dong,
@@ -164,7 +163,7 @@ class Meetings(Projection):
                 action = f"closed:{f['reason']}"
             else:
                 action = f"linked:{f['sector']}:{f['provider']}"
-            actions.append((action + ";", str(meeting_id), str(item.originator_id)))
+            actions.append((action + ";", str(meeting_id), item.subject))
         s = self.schema
         tx.executemany(
             f"INSERT INTO {s.t(_MEETING)} (meeting_id, position, held_at, recorded_at, kind, "

@@ -37,7 +37,7 @@ import struct
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Literal, Protocol
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 import msgpack
 from eventsourcing.persistence import StoredEvent
@@ -122,7 +122,10 @@ _DT = struct.Struct(">qi")
 _DATE = struct.Struct(">i")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ENVELOPE_KEYS = ("originator_id", "originator_version")
-_tz_cache: dict[int, timezone] = {}
+_epoch_cache: dict[int, datetime] = {}
+_new_uuid = object.__new__
+_set_uuid = object.__setattr__
+_UUID_SAFE = SafeUUID.unknown
 
 
 def _default(value: object) -> msgpack.ExtType:
@@ -146,15 +149,34 @@ def _default(value: object) -> msgpack.ExtType:
     raise TypeError(msg)
 
 
+def _epoch_in(offset: int) -> datetime:
+    # The Unix epoch expressed in a fixed UTC offset: adding a timedelta to it gives an
+    # aware datetime in that offset directly, without a timezone conversion per value.
+    epoch = _epoch_cache.get(offset)
+    if epoch is None:
+        tz = UTC if offset == 0 else timezone(timedelta(seconds=offset))
+        epoch = _epoch_cache[offset] = _EPOCH.astimezone(tz)
+    return epoch
+
+
+def _uuid(data: bytes) -> UUID:
+    # UUID(bytes=...) validates its arguments on every call; stored bytes are 16 by
+    # construction, so build the object directly (about three times faster on replay).
+    if len(data) != 16:
+        msg = "a stored UUID must be 16 bytes"
+        raise ValueError(msg)
+    value = _new_uuid(UUID)
+    _set_uuid(value, "int", int.from_bytes(data, "big"))
+    _set_uuid(value, "is_safe", _UUID_SAFE)
+    return value
+
+
 def _ext_hook(code: int, data: bytes) -> object:
     if code == _EXT_DATETIME:
         micros, offset = _DT.unpack(data)
-        tz = _tz_cache.get(offset)
-        if tz is None:
-            tz = _tz_cache[offset] = UTC if offset == 0 else timezone(timedelta(seconds=offset))
-        return (_EPOCH + timedelta(microseconds=micros)).astimezone(tz)
+        return _epoch_in(offset) + timedelta(microseconds=micros)
     if code == _EXT_UUID:
-        return UUID(bytes=data)
+        return _uuid(data)
     if code == _EXT_DECIMAL:
         return Decimal(data.decode("ascii"))
     if code == _EXT_DATE:

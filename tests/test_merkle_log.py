@@ -182,8 +182,8 @@ def _synthetic_store(batches: list[int], seed: int) -> tuple[MerkleLog, list[byt
     return log, leaves, aggregates
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batches=st.lists(st.integers(1, 70), min_size=1, max_size=12), seed=st.integers(0, 99))
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(st.integers(1, 70), min_size=1, max_size=8), seed=st.integers(0, 99))
 def test_proofs_from_the_cache_equal_proofs_from_all_leaves(batches: list[int], seed: int) -> None:
     log, leaves, aggregates = _synthetic_store(batches, seed)
     try:
@@ -525,7 +525,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(value=_json)
 def test_any_json_that_is_not_a_bundle_is_refused(value: object) -> None:
     with pytest.raises(ProofError) as info:
@@ -540,7 +540,7 @@ def bundle_text() -> Iterator[str]:
         yield led.prove(s.resolved_case, SIGNER).to_json()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_a_bundle_with_any_field_replaced_fails_cleanly(
     bundle_text: str, data: st.DataObject

@@ -153,7 +153,7 @@ def record_leaf(
     :class:`~caseledger.errors.ProofError` if a field cannot be encoded.
 
     >>> record_leaf(1, UUID(int=0), 1, "t", b"").hex()
-    '0100000000000000010000000000000000000000000000000000000000000000010001740000000000'
+    '01000000000000000100000000000000000000000000000000000000000000000100017400000000'
     """
     if isinstance(aggregate_id, UUID):
         aggregate_id = aggregate_id.bytes
@@ -1036,24 +1036,19 @@ class _CacheRows:
         if self._i:
             del self._buffer[: self._i]
             self._i = 0
+        tx = self._tx
         while len(self._buffer) < count and not self._done:
-            self._tx.execute(
+            high = min(self._last + max(self._limit, count), self._size - 1)
+            tx.execute(
                 f"SELECT leaf_index, position, leaf_hash FROM {_LEAVES} "  # noqa: S608
-                "WHERE leaf_index > ? AND leaf_index < ? ORDER BY leaf_index LIMIT ?",
-                (self._last, self._size, max(self._limit, count - len(self._buffer))),
+                "WHERE leaf_index > ? AND leaf_index <= ? ORDER BY leaf_index",
+                (self._last, high),
             )
-            rows = self._tx.fetchall()
-            if not rows:
-                self._done = True
-                break
-            self._buffer.extend(rows)
-            self._last = rows[-1][0]
-
-    def window(self, count: int) -> list[tuple[Any, ...]]:
-        """The next ``count`` rows (fewer at the end), without consuming them."""
-        if len(self._buffer) - self._i < count:
-            self._fill(count)
-        return self._buffer[self._i : self._i + count]
+            rows = tx.fetchall()
+            if rows:
+                self._buffer.extend(rows)
+            self._last = high
+            self._done = high >= self._size - 1
 
     def peek(self) -> tuple[Any, ...] | None:
         """The next row, or None at the end."""
@@ -1066,6 +1061,13 @@ class _CacheRows:
     def consume(self, count: int) -> None:
         """Move past ``count`` rows."""
         self._i += count
+
+    def restart(self, index: int) -> None:
+        """Read on from leaf index ``index``."""
+        self._buffer = []
+        self._i = 0
+        self._last = index - 1
+        self._done = index >= self._size
 
 
 class MerkleLog:
@@ -1095,22 +1097,31 @@ class MerkleLog:
             # ledger writes (else NULL), and text as bytes, so no tampered value can
             # fail the read itself; the row is then reported as malformed.
             columns = (
-                "rowid, "
-                "CASE WHEN typeof(originator_id) = 'text' THEN CAST(originator_id AS BLOB) END, "
-                "CASE WHEN typeof(originator_version) = 'integer' THEN originator_version END, "
-                "CASE WHEN typeof(topic) = 'text' THEN CAST(topic AS BLOB) END, "
-                "CASE WHEN typeof(state) = 'blob' THEN state END"
+                "e.rowid, "
+                "CASE WHEN typeof(e.originator_id) = 'text' "
+                "THEN CAST(e.originator_id AS BLOB) END, "
+                "CASE WHEN typeof(e.originator_version) = 'integer' "
+                "THEN e.originator_version END, "
+                "CASE WHEN typeof(e.topic) = 'text' THEN CAST(e.topic AS BLOB) END, "
+                "CASE WHEN typeof(e.state) = 'blob' THEN e.state END"
             )
         else:
-            columns = "notification_id, originator_id, originator_version, topic, state"
-        self._select_records = (
-            f"SELECT {columns} FROM {self._events} "  # noqa: S608
-            f"WHERE {self._position} > ? AND {self._position} <= ? "
-            f"ORDER BY {self._position} LIMIT ?"
+            columns = "e.notification_id, e.originator_id, e.originator_version, e.topic, e.state"
+        # Pages are windows of positions, not LIMITs: with a LIMIT and stale statistics
+        # PostgreSQL may sort everything after the page start, for every page.
+        position = f"e.{self._position}"
+        page = f"WHERE {position} > ? AND {position} <= ? ORDER BY {position}"
+        self._select_records = f"SELECT {columns} FROM {self._events} e {page}"  # noqa: S608
+        # The records with their cached leaves: one read instead of two while they agree.
+        self._select_joined = (
+            f"SELECT {columns}, l.leaf_index, l.leaf_hash FROM {self._events} e "  # noqa: S608
+            f"LEFT JOIN {_LEAVES} l ON l.position = {position} "
+            f"AND l.position > ? AND l.position <= ? {page}"
         )
+        self._next_position = f"SELECT MIN({position}) FROM {self._events} e WHERE {position} > ?"  # noqa: S608
         self._select_aggregate = (
-            f"SELECT {columns} FROM {self._events} "  # noqa: S608
-            "WHERE originator_id = ? ORDER BY originator_version"
+            f"SELECT {columns} FROM {self._events} e "  # noqa: S608
+            "WHERE e.originator_id = ? ORDER BY e.originator_version"
         )
         store.add_hook(self)
         if not store.query(f"SELECT size FROM {_HEAD} WHERE id = 1"):  # noqa: S608
@@ -1220,9 +1231,26 @@ class MerkleLog:
             self._write(tx, rows, tree, after)
         return tree.size
 
-    def _page(self, tx: Tx, after: int, upto: int, limit: int) -> list[tuple[Any, ...]]:
-        tx.execute(self._select_records, (after, upto, limit))
-        return tx.fetchall()
+    def _page(
+        self, tx: Tx, after: int, upto: int, limit: int, *, joined: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """The records after position ``after`` up to ``upto``: at most ``limit`` positions."""
+        while after < upto:
+            high = min(after + limit, upto)
+            if joined:
+                tx.execute(self._select_joined, (after, high, after, high))
+            else:
+                tx.execute(self._select_records, (after, high))
+            rows = tx.fetchall()
+            if rows:
+                return rows
+            # A gap in the positions (rolled-back writes, or deleted rows): skip it.
+            tx.execute(self._next_position, (high,))
+            found = tx.fetchone()
+            if found is None or found[0] is None:
+                return []
+            after = int(found[0]) - 1
+        return []
 
     def rebuild(self) -> int:
         """Recompute the whole leaf cache from the records as they are now; return its size.
@@ -1461,28 +1489,31 @@ class MerkleLog:
         last_position = 0
         after = 0
         while after < max_position:
-            page = self._page(tx, after, max_position, batch_size)
-            if not page:
-                break
-            after = page[-1][0]
-            digests = hasher.many(page)
             if cache is None:
-                window = reader.window(len(page))
-                if (
-                    len(window) == len(page)
-                    and window[0][0] == expect
-                    and window[-1][0] == expect + len(page) - 1
-                    and [w[1] for w in window] == [r[0] for r in page]
-                    and [w[2] for w in window] == digests
-                ):
-                    # The common case: every record matches its cached leaf, in step.
+                joined = self._page(tx, after, max_position, batch_size, joined=True)
+                if not joined:
+                    break
+                page = [row[:5] for row in joined]
+                digests = hasher.many(page)
+                count = len(page)
+                if [row[5] for row in joined] == list(range(expect, expect + count)) and [
+                    row[6] for row in joined
+                ] == digests:
+                    # The common case: every record has its cached leaf, in step.
                     rec.extend(digests)  # type: ignore[arg-type]
-                    reader.consume(len(page))
-                    expect += len(page)
-                    last_cached = last_position = after
+                    expect += count
+                    after = last_cached = last_position = page[-1][0]
                     continue
+                # From here on the records and the cache are read apart and merged.
                 rec.notify = [rec_roots]
                 cache = rec.copy(notify=[cache_roots])
+                reader.restart(expect)
+            else:
+                page = self._page(tx, after, max_position, batch_size)
+                if not page:
+                    break
+                digests = hasher.many(page)
+            after = page[-1][0]
             for row, digest in zip(page, digests, strict=True):
                 position = row[0]
                 found = reader.peek()
@@ -1509,6 +1540,8 @@ class MerkleLog:
                     scan.keep(row, ordinal)
                 rec.append(digest or _UNENCODABLE)
             last_position = after
+        if cache is None:
+            reader.restart(expect)
         found = reader.peek()
         if found is not None and cache is None:
             rec.notify = [rec_roots]

@@ -247,10 +247,39 @@ def _postgres_recorder_class() -> type[PostgresApplicationRecorder]:
         msg = "PostgreSQL support needs the 'postgres' extra: pip install 'caseledger[postgres]'"
         raise ConfigurationError(msg) from e
 
+    import psycopg
+
+    class _HookFailed(BaseException):
+        """Carries a write hook's error out of eventsourcing's write transaction.
+
+        eventsourcing's ``insert_events`` keeps any ``Exception`` raised after the insert
+        and re-raises it only after its transaction block, which therefore commits: the
+        events would stay written although the hook failed. Not being an ``Exception``,
+        this passes through that block and rolls the transaction back.
+        """
+
+        def __init__(self, error: Exception) -> None:
+            super().__init__(error)
+            self.error = error
+
     class _LedgerPostgresRecorder(PostgresApplicationRecorder):
         """eventsourcing's PostgreSQL recorder, running write hooks in its transaction."""
 
         hooks: list[WriteHook]
+
+        def insert_events(
+            self, stored_events: Sequence[StoredEvent], **kwargs: Any
+        ) -> Sequence[int] | None:
+            try:
+                ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            except _HookFailed as failed:
+                error = failed.error
+                if isinstance(error, psycopg.IntegrityError):
+                    raise _ESIntegrityError(error) from error
+                if isinstance(error, psycopg.Error):
+                    raise PersistenceError(error) from error
+                raise error from None
+            return ids
 
         def _fetch_ids_after_insert_events(
             self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -259,8 +288,11 @@ def _postgres_recorder_class() -> type[PostgresApplicationRecorder]:
             if self.hooks and ids:
                 tx = Tx(curs, "postgres")
                 context: dict[str, Any] = kwargs.get("context", {})
-                for hook in self.hooks:
-                    hook.after_insert(tx, stored_events, ids, context)
+                try:
+                    for hook in self.hooks:
+                        hook.after_insert(tx, stored_events, ids, context)
+                except Exception as e:
+                    raise _HookFailed(e) from e
             return ids
 
     return _LedgerPostgresRecorder

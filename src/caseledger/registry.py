@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import lru_cache
 from uuid import UUID
 
 from caseledger.aggregate import Aggregate
@@ -20,11 +21,14 @@ __all__ = ["Organisation", "Worker", "organisation_id", "worker_id"]
 _NAMESPACE = uuid.UUID("6f1d0c5e-8f5a-4c1e-9d55-3b8a6a1f2e10")
 
 
+# Every command looks up its actor and organisations by code; uuid5 hashes each time.
+@lru_cache(maxsize=4096)
 def organisation_id(code: str) -> UUID:
     """The aggregate id of the organisation with this code."""
     return uuid.uuid5(_NAMESPACE, "organisation:" + code)
 
 
+@lru_cache(maxsize=4096)
 def worker_id(code: str) -> UUID:
     """The aggregate id of the worker with this code."""
     return uuid.uuid5(_NAMESPACE, "worker:" + code)

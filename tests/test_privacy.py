@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -133,6 +133,27 @@ def test_personal_fields_round_trip_sealed_and_never_in_plain_text(personal: Per
     assert fields["personal"] is None
     assert fields["members"][0]["personal"] is None
     assert fields["dong"] == "중앙동"
+
+
+def test_a_sealed_field_is_stored_as_msgpack_extension_5() -> None:
+    """The codec docstring's table: code 5 holds what the sealer returned, nothing else."""
+    import msgpack
+
+    sealed: list[bytes] = []
+
+    class Recording(FixedSealer):
+        def seal(self, owner: UUID, plaintext: bytes, aad: bytes) -> bytes:
+            assert aad == sealed_aad(UUID(int=7), 1, "personal" if not sealed else
+                                     "members.0.personal")  # fmt: skip
+            sealed.append(super().seal(owner, plaintext, aad))
+            return sealed[-1]
+
+    record = encode(discovered(PersonalData(name="A")), Recording())
+    raw = msgpack.unpackb(record.state, raw=False, strict_map_key=False)
+    assert raw["personal"] == msgpack.ExtType(5, sealed[0])
+    assert raw["members"][0]["personal"] == msgpack.ExtType(5, sealed[1])
+    assert raw["members"][1]["personal"] is None
+    assert len(sealed[0]) == 12 + len(msgpack.packb(PersonalData(name="A").model_dump())) + 16
 
 
 def test_sealed_bytes_cannot_be_moved_to_another_record() -> None:
@@ -402,10 +423,37 @@ def pg_dump(url: str) -> str:
     return result.stdout
 
 
+@pytest.fixture
+def own_pg_url(pg_schema_url: str) -> Iterator[str]:
+    """A schema in a database of its own, if the server lets us create one.
+
+    PostgreSQL keeps a deleted row for as long as any transaction in the same database
+    might still see it, so on a shared test server other sessions could delay the
+    erasure's cleanup; a database of its own has none.
+    """
+    import psycopg
+
+    base, _, query = pg_schema_url.partition("?")
+    server, _, _ = base.rpartition("/")
+    name = "caseledger_erasure_" + uuid4().hex[:10]
+    try:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error:  # pragma: no cover - no CREATEDB privilege: share the database
+        yield pg_schema_url
+        return
+    try:
+        yield f"{server}/{name}?{query}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.mark.postgres
 def test_erasure_on_postgresql_leaves_no_plaintext_and_no_key_in_a_dump(
-    pg_schema_url: str, clock: FixedClock
+    own_pg_url: str, clock: FixedClock
 ) -> None:
+    pg_schema_url = own_pg_url
     with Ledger.open(pg_schema_url, clock=clock, master_key=MASTER_KEY) as ledger:
         p = plant(ledger)
         close(ledger, p)
@@ -465,6 +513,22 @@ def test_the_merkle_log_still_verifies_after_erasure(ledger: Ledger) -> None:
     assert report.ok, report.summary()
     assert report.records == len(ledger)
     assert [c.size for c in report.checkpoints] == [len(ledger) - 1, len(ledger)]
+
+
+def test_counts_kpis_and_the_caseload_stay_after_erasure(memory_ledger: Ledger) -> None:
+    ledger = memory_ledger
+    p = plant(ledger)
+    close(ledger, p)
+    kpis = ledger.kpis("2022", by="dong")
+    caseload = ledger.caseload(include_closed=True)
+    size = len(ledger)
+    ledger.erase_household(p.household, reason="보존기간 경과", by=LEAD, at=kst(2022, 11, 1))
+    assert ledger.kpis("2022", by="dong") == kpis
+    assert ledger.caseload(include_closed=True) == caseload
+    assert len(ledger) == size + 1
+    assert [type(e).__name__ for e in ledger.history(p.case)] == [
+        "CaseOpened", "NeedsAssessed", "CaseClassified", "CaseClosed",
+    ]  # fmt: skip
 
 
 def test_erasure_waits_for_the_retention_rule(memory_ledger: Ledger) -> None:

@@ -446,11 +446,13 @@ def _zone(name: str) -> Any:
 def _month_bounds(month: str, zone: Any) -> tuple[datetime, datetime]:
     try:
         first = datetime.strptime(month, "%Y-%m").replace(tzinfo=zone)
-    except ValueError:
+        following = (first.date().replace(day=28) + timedelta(days=4)).replace(day=1)
+        end = datetime.combine(following, first.timetz())
+        first.astimezone(UTC)  # access records are kept in UTC
+    except (ValueError, OverflowError):
         msg = f"month: {month!r} is not a month like 2022-02"
         raise InvalidInput(msg, [("month", "expected YYYY-MM")]) from None
-    following = (first.date().replace(day=28) + timedelta(days=4)).replace(day=1)
-    return first, datetime.combine(following, first.timetz())
+    return first, end
 
 
 def access_report(log: AccessLog, policy: Policy, month: str | date) -> AccessReport:

@@ -292,14 +292,24 @@ def _stored_fields(topic: str, state: bytes) -> tuple[type[Event], dict[str, Any
     try:
         fields = unpack(state)
     except Exception as e:
-        msg = f"stored bytes of a {cls.__name__} do not decode: {e}"
+        msg = f"stored bytes of a {cls.__name__} do not decode: {str(e) or type(e).__name__}"
         raise CorruptRecord(msg) from None
     if not isinstance(fields, dict):
         msg = f"stored bytes of a {cls.__name__} are not a map"
         raise CorruptRecord(msg)
     version = fields.pop("_v", 1)
+    if isinstance(version, int) and version > cls.class_version:
+        msg = (
+            f"a stored {cls.__name__} of version {version} was written by a newer caseledger "
+            f"(this one reads up to version {cls.class_version}): upgrade caseledger"
+        )
+        raise CorruptRecord(msg)
     if version != cls.class_version:
-        fields = upcast(cls, version, fields)
+        try:
+            fields = upcast(cls, version, fields)
+        except Exception as e:
+            msg = f"a stored {cls.__name__} of version {version!r} does not upcast: {e!r}"
+            raise CorruptRecord(msg) from None
     return cls, fields
 
 
@@ -341,23 +351,39 @@ def decode(record: StoredEvent, opener: Opener | None = None) -> Event:
     """The event a stored record holds, validated.
 
     Personal fields are opened with ``opener``; without one (or when it declines) they
-    are None and the event's ``redaction`` says which and why.
+    are None and the event's ``redaction`` says which and why. A record that does not
+    decode raises :class:`~caseledger.errors.CorruptRecord` naming its log position
+    (when the record carries one) or its aggregate and version.
     """
-    cls, fields = _stored_fields(record.topic, record.state)
-    originator_id = record.originator_id
-    if not isinstance(originator_id, UUID):
-        originator_id = UUID(str(originator_id))
-    if cls in _PERSONAL:
-        _open_fields(cls, fields, originator_id, record.originator_version, opener)
     try:
-        return cls.model_validate(
-            {
-                "originator_id": originator_id,
-                "originator_version": record.originator_version,
-                **fields,
-            }
-        )
-    except ValidationError as e:
-        position = getattr(record, "id", None)
-        msg = f"stored {cls.__name__} does not match its class: {e.errors()[0]['msg']}"
-        raise CorruptRecord(msg, position=position) from None
+        cls, fields = _stored_fields(record.topic, record.state)
+        originator_id = record.originator_id
+        if not isinstance(originator_id, UUID):
+            originator_id = UUID(str(originator_id))
+        if cls in _PERSONAL:
+            try:
+                _open_fields(cls, fields, originator_id, record.originator_version, opener)
+            except (KeyError, TypeError, AttributeError, IndexError) as e:
+                msg = f"the personal fields of a stored {cls.__name__} are damaged: {e!r}"
+                raise CorruptRecord(msg) from None
+        try:
+            return cls.model_validate(
+                {
+                    "originator_id": originator_id,
+                    "originator_version": record.originator_version,
+                    **fields,
+                }
+            )
+        except ValidationError as e:
+            msg = f"stored {cls.__name__} does not match its class: {e.errors()[0]['msg']}"
+            raise CorruptRecord(msg) from None
+    except CorruptRecord as e:
+        raise _located(e, record) from None
+
+
+def _located(error: CorruptRecord, record: StoredEvent) -> CorruptRecord:
+    position = getattr(record, "id", None)
+    what = f"the record of {record.originator_id} version {record.originator_version}"
+    where = f"log position {position} ({what})" if position else what
+    msg = f"{where}: {error}; `caseledger verify` says whether it was changed"
+    return CorruptRecord(msg, position=position)

@@ -242,6 +242,7 @@ class DemoSummary:
 
 def period(start_year: int, years: int) -> tuple[date, date]:
     """The first and last simulated day of a demo starting in ``start_year``."""
+    _check(1, years, start_year)  # InvalidInput for years no calendar has
     return date(start_year, 1, 1), date(start_year + years - 1, 12, 31)
 
 

@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from caseledger.codec import Opener
 from caseledger.errors import ConfigurationError, CorruptRecord, RuleViolation, StoreError
 from caseledger.events import HouseholdErased
 from caseledger.store import Dialect, EventStore, StoredEvent, Tx
@@ -333,7 +334,7 @@ class KeyRing:
         """A sealer for the records of one commit; the ledger passes it to its write hook."""
         return Sealing(self)
 
-    def opener(self) -> _Opener:
+    def opener(self) -> Opener:
         """An opener for one read: keys are looked up afresh, so an erasure is seen at once."""
         return _Opener(self)
 

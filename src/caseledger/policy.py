@@ -296,6 +296,9 @@ def _parse(text: str, where: str) -> Policy:
         )
         msg = f"{where} is not a valid caseledger policy: {problems}"
         raise ConfigurationError(msg) from None
+    except (ValueError, RecursionError) as e:  # a number too long, nesting too deep
+        msg = f"{where} is not valid JSON: {e}"
+        raise ConfigurationError(msg) from None
 
 
 def load_policy(source: Policy | str | Path | None = None) -> Policy:
@@ -313,8 +316,8 @@ def load_policy(source: Policy | str | Path | None = None) -> Policy:
     path = Path(source)
     try:
         text = path.read_text("utf-8")
-    except OSError as e:
-        msg = f"cannot read the policy file {path}: {e.strerror or e}"
+    except (OSError, UnicodeDecodeError) as e:
+        msg = f"cannot read the policy file {path}: {getattr(e, 'strerror', None) or e}"
         raise ConfigurationError(msg) from None
     return _parse(text, f"policy file {path}")
 

@@ -483,23 +483,37 @@ class EventStore:
                     tx.execute(statement)
 
     @contextmanager
-    def transaction(self, *, commit: bool = True) -> Iterator[Tx]:
-        """A transaction on the store's database (for extension tables, not the events)."""
+    def transaction(self, *, commit: bool = True, durable: bool = True) -> Iterator[Tx]:
+        """A transaction on the store's database (for extension tables, not the events).
+
+        ``durable=False`` is for work that can be redone from the log (a projection
+        rebuild): on SQLite its commit skips the ``fsync`` of ``synchronous=FULL``
+        (``NORMAL`` in WAL mode never corrupts the database; a power cut may only lose
+        this transaction, which is then redone). PostgreSQL ignores it.
+        """
         try:
             if self.dialect == "sqlite":
                 with self._sqlite_ds.get_connection(commit=commit) as conn:
                     raw: sqlite3.Connection = conn._sqlite_conn
                     cursor = raw.cursor()
-                    cursor.execute("BEGIN IMMEDIATE" if commit else "BEGIN")
+                    relaxed = commit and not durable
+                    if relaxed:
+                        # SQLite refuses to change the safety level inside a transaction.
+                        cursor.execute("PRAGMA synchronous=NORMAL")
                     try:
-                        yield Tx(cursor, "sqlite")
-                    except BaseException:
-                        raw.rollback()
-                        raise
-                    if commit:
-                        raw.commit()
-                    else:
-                        raw.rollback()
+                        cursor.execute("BEGIN IMMEDIATE" if commit else "BEGIN")
+                        try:
+                            yield Tx(cursor, "sqlite")
+                        except BaseException:
+                            raw.rollback()
+                            raise
+                        if commit:
+                            raw.commit()
+                        else:
+                            raw.rollback()
+                    finally:
+                        if relaxed:
+                            cursor.execute("PRAGMA synchronous=FULL")
                     cursor.close()
             else:
                 with self._pg_ds.transaction(commit=commit) as curs:

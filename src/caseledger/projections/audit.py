@@ -98,12 +98,21 @@ def _default(value: object) -> object:
 
 def structural(fields: Mapping[str, Any]) -> str:
     """The structural fields of an event (no envelope, nothing personal) as JSON text."""
-    kept = {
-        # Only containers can hold nested personal fields; scalars go as they are.
-        k: _plain(v) if type(v) in _NESTED else v
-        for k, v in fields.items()
-        if k not in _SKIPPED
-    }
+    kept: dict[str, Any] = {}
+    for k, v in fields.items():
+        if k in _SKIPPED:
+            continue
+        kind = type(v)
+        # Top-level ids and times are converted here, as _default would, because the
+        # encoder's call back into Python for each of them costs more than the conversion.
+        if kind is UUID:
+            v = str(v)
+        elif kind is datetime:
+            v = ts(v)
+        elif kind in _NESTED:
+            # Only containers can hold nested personal fields; scalars go as they are.
+            v = _plain(v)
+        kept[k] = v
     return json.dumps(
         kept, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_default
     )

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
 
 from caseledger import codec
+from caseledger.errors import CorruptRecord, InvalidInput
 from caseledger.events import EVENT_CLASSES, Event
 from caseledger.store import Dialect, EventStore, Tx
 
@@ -62,18 +63,28 @@ class Item(NamedTuple):
 
     @classmethod
     def of(cls, position: int, originator_id: Any, version: int, topic: str, state: bytes) -> Item:
-        """Decode one stored record (trusted: no validation)."""
-        event_cls, fields = codec.decode_fields(topic, state)
-        if isinstance(originator_id, str) and len(originator_id) == 32:
-            # SQLite stores ids as 32 hex digits; this is str(UUID(...)), without parsing.
-            h = originator_id.lower()
-            subject = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-        else:
-            subject = str(originator_id if isinstance(originator_id, UUID) else UUID(originator_id))
-        return cls(
-            position, subject, version, event_cls, fields, ts(fields["occurred_at"]),
-            ts(fields["recorded_at"]),
-        )  # fmt: skip
+        """Decode one stored record (trusted: no validation, only a located error)."""
+        try:
+            event_cls, fields = codec.decode_fields(topic, state)
+            if isinstance(originator_id, str) and len(originator_id) == 32:
+                # SQLite stores ids as 32 hex digits; this is str(UUID(...)), without parsing.
+                h = originator_id.lower()
+                subject = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            else:
+                subject = str(
+                    originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+                )
+            return cls(
+                position, subject, version, event_cls, fields, ts(fields["occurred_at"]),
+                ts(fields["recorded_at"]),
+            )  # fmt: skip
+        except (CorruptRecord, KeyError, TypeError, ValueError, AttributeError) as e:
+            msg = (
+                f"log position {position} ({originator_id} version {version}) does not decode: "
+                f"{e if isinstance(e, CorruptRecord) else repr(e)}; `caseledger verify` says "
+                "whether it was changed"
+            )
+            raise CorruptRecord(msg, position=position) from None
 
 
 def ts(value: datetime) -> str:
@@ -98,13 +109,17 @@ def cutoff(value: date | datetime, tz: tzinfo) -> str:
     A datetime must be timezone-aware and counts itself; a date means the whole of
     that day in ``tz``.
     """
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            msg = f"{value.isoformat()} has no timezone; give an aware datetime or a date"
-            raise ValueError(msg)
-        return ts(value)
-    next_day = datetime.combine(value + timedelta(days=1), time(), tzinfo=tz)
-    return ts(next_day - timedelta(microseconds=1))
+    try:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                msg = f"{value.isoformat()} has no timezone; give an aware datetime or a date"
+                raise ValueError(msg)
+            return ts(value)
+        next_day = datetime.combine(value + timedelta(days=1), time(), tzinfo=tz)
+        return ts(next_day - timedelta(microseconds=1))
+    except OverflowError:
+        msg = f"{value.isoformat()} is out of range: give a date between the years 1 and 9999"
+        raise InvalidInput(msg, [("as_of", "out of range")]) from None
 
 
 def chunks(values: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:

@@ -190,11 +190,15 @@ class Projections:
         return {name: (version, position) for name, version, position in fetch(tx)}
 
     def _set_position(self, tx: Tx, projection: Projection, position: int) -> None:
-        tx.execute(
+        self._set_positions(tx, [(projection, position)])
+
+    def _set_positions(self, tx: Tx, done: Sequence[tuple[Projection, int]]) -> None:
+        # One statement for all projections: an inline write runs this in every command.
+        tx.executemany(
             f"INSERT INTO {self.schema.t(_TRACKING)} (name, version, position) VALUES (?,?,?) "
             "ON CONFLICT (name) DO UPDATE SET version = excluded.version, "
             "position = excluded.position",
-            (projection.name, projection.version, position),
+            [(p.name, p.version, position) for p, position in done],
         )
 
     def positions(self) -> dict[str, int]:
@@ -262,8 +266,7 @@ class Projections:
             for position, r in zip(positions, records, strict=True)
         ]
         self._apply(tx, items, after)
-        for p in self._all:
-            self._set_position(tx, p, positions[-1])
+        self._set_positions(tx, [(p, positions[-1]) for p in self._all])
 
     def project(self, *, batch_size: int = 1000, max_batches: int | None = None) -> int:
         """Apply the events the read models have not seen yet; return how many.
@@ -298,8 +301,7 @@ class Projections:
                 # Fewer than asked means everything up to high was read: the
                 # positions in between that hold nothing are rolled-back gaps.
                 reached = high if len(items) < batch_size else items[-1].position
-                for p in self._all:
-                    self._set_position(tx, p, max(after[p.name], reached))
+                self._set_positions(tx, [(p, max(after[p.name], reached)) for p in self._all])
             total += len(items)
             batches += 1
         return total
@@ -344,9 +346,13 @@ class Projections:
                 msg = f"no projection called {', '.join(unknown)}; there are {', '.join(known)}"
                 raise InvalidInput(msg, [("names", "unknown projection")])
             targets = [p for p in self._all if p.name in set(names)]
-        with self.store.transaction() as tx:
+        # Not durable: a rebuild lost to a power cut is redone from the log.
+        with self.store.transaction(durable=False) as tx:
             self._tracked(tx, lock=True)
-            self._reset(tx, targets)
+            # Secondary indexes are built once from the finished tables, which is
+            # cheaper than keeping them up to date row by row; applying only looks
+            # rows up by primary key.
+            indexes = self._reset(tx, targets, defer_indexes=True)
             high = self._max_position(tx)
             after = 0
             count = 0
@@ -363,16 +369,26 @@ class Projections:
             for p in targets:
                 p.end_rebuild(tx)
                 self._set_position(tx, p, high)
+            for statement in indexes:
+                tx.execute(statement)
         return count
 
-    def _reset(self, tx: Tx, targets: Sequence[Projection]) -> None:
+    def _reset(
+        self, tx: Tx, targets: Sequence[Projection], *, defer_indexes: bool = False
+    ) -> list[str]:
+        """Empty ``targets``' tables; with ``defer_indexes``, return the index DDL unrun."""
+        deferred: list[str] = []
         for p in targets:
             for table in p.tables:
                 tx.execute(f"DROP TABLE IF EXISTS {self.schema.t(table)}")
         for p in targets:
             for statement in p.create_statements():
-                tx.execute(statement)
+                if defer_indexes and statement.lstrip().upper().startswith("CREATE INDEX"):
+                    deferred.append(statement)
+                else:
+                    tx.execute(statement)
             self._set_position(tx, p, 0)
+        return deferred
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every projection table, sorted: for comparing read models."""

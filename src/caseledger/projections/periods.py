@@ -36,6 +36,9 @@ class Period:
             msg = f"period {text!r} is not a year (2022), a month (2022-02) or a quarter (2022Q1)"
             raise InvalidInput(msg, [("period", "unrecognised")])
         year = int(match.group(1))
+        if not 1900 <= year <= 9998:  # the period before, and the day after, must exist too
+            msg = f"period {text!r}: the year must be between 1900 and 9998"
+            raise InvalidInput(msg, [("period", "year out of range")])
         if match.group(2):
             month = int(match.group(2))
             if not 1 <= month <= 12:

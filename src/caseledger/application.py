@@ -498,6 +498,11 @@ class Ledger:
         return data["value"]
 
     def _check_time(self, at: datetime) -> None:
+        try:
+            at.astimezone(UTC)  # stored and projected in UTC
+        except OverflowError:
+            msg = f"at={at.isoformat()} is out of range: it has no UTC time (year 1 to 9999)"
+            raise InvalidInput(msg, [("at", "out of range")]) from None
         now = self._clock()
         if at > now + CLOCK_TOLERANCE:
             msg = f"at={at.isoformat()} is in the future (now {now.isoformat()})"

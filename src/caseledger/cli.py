@@ -52,8 +52,10 @@ from caseledger._version import __version__
 from caseledger.application import Ledger
 from caseledger.codec import decode_fields
 from caseledger.commands import command_json_schema
-from caseledger.errors import CaseLedgerError, InvalidInput
+from caseledger.errors import CaseLedgerError, CorruptRecord, InvalidInput
 from caseledger.events import Event
+from caseledger.export.command import DESCRIPTION as EXPORT_DESCRIPTION
+from caseledger.export.command import export_arguments, run_export
 from caseledger.importer import DEFAULT_BATCH_SIZE, MAX_LINE_BYTES, import_lines
 from caseledger.keystore import (
     MASTER_KEY_ENV,
@@ -63,6 +65,7 @@ from caseledger.keystore import (
     key_file_beside,
     master_key_text,
 )
+from caseledger.report import REPORT_DESCRIPTION, report_arguments, run_report
 from caseledger.values import LabelledEnum, Stage
 
 __all__ = [
@@ -104,7 +107,8 @@ class Subcommand:
 
     ``ledger`` says how it uses the ledger at ``--db``: ``"read"`` refuses a database file
     that does not exist (rather than create an empty one), ``"write"`` creates it,
-    ``"none"`` never opens it.
+    ``"none"`` never opens it. ``own_format``: the subcommand adds its own ``--format``
+    (the file formats it writes) instead of the output formats.
     """
 
     name: str
@@ -113,6 +117,7 @@ class Subcommand:
     run: Callable[[Context], int]
     ledger: LedgerUse = "read"
     description: str = ""
+    own_format: bool = False
 
 
 class Context:
@@ -228,6 +233,10 @@ def _positive(text: str) -> int:
     return value
 
 
+#: The largest count or position a database can hold (a signed 64-bit integer).
+_MAX_COUNT = (1 << 63) - 1
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -235,6 +244,8 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    if value > _MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_COUNT}, not {value}")
     return value
 
 
@@ -542,7 +553,11 @@ def _rest(row: Mapping[str, Any]) -> dict[str, Any]:
 def _log_rows(ledger: Ledger, since: int) -> Iterator[dict[str, Any]]:
     # Trusted stored data: decode without validation, and never open sealed fields.
     for record in ledger.records(since):
-        cls, fields = decode_fields(record.topic, record.state)
+        try:
+            cls, fields = decode_fields(record.topic, record.state)
+        except CorruptRecord as e:
+            msg = f"log position {record.id}: {e}; `caseledger verify` says whether it was changed"
+            raise CorruptRecord(msg, position=record.id) from None
         originator = record.originator_id
         row: dict[str, Any] = {
             "position": record.id,
@@ -1318,6 +1333,23 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "Checks the checkpoint's signature with --public-key, recomputes each record's leaf "
         "from the bytes in the bundle and checks its inclusion proof.",
     ),
+    Subcommand(
+        "export",
+        "write the events, cases or kpis table (Parquet, CSV, JSON lines) or an OCEL 2.0 log",
+        export_arguments,
+        run_export,
+        "read",
+        EXPORT_DESCRIPTION,
+        own_format=True,
+    ),
+    Subcommand(
+        "report",
+        "write the visual HTML report for a district's performance-sharing meeting",
+        report_arguments,
+        run_report,
+        "read",
+        REPORT_DESCRIPTION,
+    ),
 )
 
 
@@ -1332,7 +1364,8 @@ def build_parser(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> argparse.Ar
         help="the ledger: an SQLite file, :memory: or a postgresql:// URL "
         "(default: $CASELEDGER_DB or ./caseledger.db)",
     )
-    common.add_argument(
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument(
         "--format", choices=FORMATS, default=argparse.SUPPRESS, help="output format (table)"
     )
     common.add_argument(
@@ -1345,7 +1378,7 @@ def build_parser(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> argparse.Ar
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="An event-sourced ledger for integrated case management (통합사례관리).",
-        parents=[common],
+        parents=[common, output],
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
@@ -1354,7 +1387,7 @@ def build_parser(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> argparse.Ar
             entry.name,
             help=entry.help,
             description=entry.description or entry.help,
-            parents=[common],
+            parents=[common] if entry.own_format else [common, output],
         )
         entry.add_arguments(child)
         child.set_defaults(_entry=entry)
@@ -1364,6 +1397,12 @@ def build_parser(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> argparse.Ar
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
+    for arg in sys.argv[1:] if argv is None else argv:
+        # Bytes that are not UTF-8 arrive as lone surrogates, which no database stores.
+        if not arg.isascii() and re.search("[\ud800-\udfff]", arg):
+            shown = _one_line(arg.encode("utf-8", "backslashreplace").decode("utf-8"))
+            sys.stderr.write(f"{PROG}: error: argument '{shown}' is not valid UTF-8 text\n")
+            return 2
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error (2)

@@ -58,6 +58,7 @@ from caseledger.export.tables import (
     table_rows,
 )
 from caseledger.projections.periods import Period
+from caseledger.registry import Worker
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -111,7 +112,7 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise InvalidInput(msg, [(name, "unknown")])
 
 
-def _may_read_personal(ledger: Ledger, account: str) -> tuple[bool, str, Any]:
+def _may_read_personal(ledger: Ledger, account: str) -> tuple[bool, str, Worker]:
     """Whether ``account`` may read every case's personal data; the rule and the worker."""
     worker = ledger.worker(account)
     organisation = ledger.organisation(worker.organisation)
@@ -170,7 +171,7 @@ def export(
         raise InvalidInput(msg, [("out", "no such folder")])
     if format == "parquet":
         require_pyarrow()
-    worker = None
+    worker: Worker | None = None
     if account is not None:
         allowed, rule, worker = _may_read_personal(ledger, account)
         if deidentify is None:
@@ -275,7 +276,7 @@ def _window_text(window: Window) -> str:
 
 def _record_downloads(
     ledger: Ledger,
-    worker: Any,
+    worker: Worker,
     households: list[str],
     reason: str,
     what: str,

@@ -61,14 +61,22 @@ def load_secret(path: str | Path, *, create: bool = True) -> tuple[bytes, bool]:
         if not create:
             msg = f"no pseudonym key file at {file}"
             raise ConfigurationError(msg)
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            msg = f"cannot create the pseudonym key file {file}: {e.strerror or e}"
+            raise ConfigurationError(msg) from None
         with os.fdopen(fd, "wb") as out:
             out.write(secrets.token_bytes(SECRET_BYTES))
         return file.read_bytes(), True
     if file.is_dir():
         msg = f"{file} is a directory; give the pseudonym key file"
         raise ConfigurationError(msg)
-    data = file.read_bytes()
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        msg = f"cannot read the pseudonym key file {file}: {e.strerror or e}"
+        raise ConfigurationError(msg) from None
     if len(data) < SECRET_BYTES:
         msg = (
             f"the pseudonym key file {file} holds {len(data)} bytes; it needs at least "
@@ -104,7 +112,9 @@ class Deidentifier:
         self.tz = tz
         self.coarsen_dates = coarsen_dates
         self.min_cell = min_cell
-        self.pseudonym: Callable[[UUID | str], str] = lru_cache(maxsize=200_000)(
+        # A small cache: an id's rows are usually near each other in the log (a case's
+        # events, a meeting's agenda), and a bounded cache keeps memory flat on big logs.
+        self.pseudonym: Callable[[UUID | str], str] = lru_cache(maxsize=16_384)(
             lambda value: _pseudonym(key, value)
         )
 
@@ -162,12 +172,8 @@ class Deidentifier:
 
 
 def _pseudonym(key: bytes, value: UUID | str) -> str:
-    if isinstance(value, UUID):
-        data = value.bytes
-    else:
-        try:
-            data = UUID(value).bytes
-        except ValueError:
-            data = value.encode("utf-8")
+    # Ids reach here as UUIDs or as their canonical text (lower-case, hyphenated):
+    # both are keyed on that text, so the same id always gets the same pseudonym.
+    data = str(value).encode("ascii", "backslashreplace")
     digest = hmac.new(key, _DOMAIN + data, hashlib.sha256).hexdigest()
     return digest[:_PSEUDONYM_HEX]

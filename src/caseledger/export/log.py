@@ -65,6 +65,7 @@ __all__ = [
     "Window",
     "aggregate_kind",
     "event_row",
+    "parse_as_of",
     "read_log",
 ]
 
@@ -341,19 +342,25 @@ class Window:
         return self.end is None or moment < self.end
 
 
-def _as_of_end(value: date | datetime | str, tz: tzinfo) -> datetime:
+def parse_as_of(value: date | datetime | str) -> date | datetime:
+    """``as_of`` as a day or an aware datetime (text: ``2022-12-31`` or ISO 8601)."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
         except ValueError:
             msg = f"as_of: {value!r} is not a date (2022-12-31) or an ISO 8601 date-time"
             raise InvalidInput(msg, [("as_of", "not a date")]) from None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            msg = f"as_of: {value.isoformat()} has no timezone; give a date or an aware time"
-            raise InvalidInput(msg, [("as_of", "naive datetime")])
-        return value + timedelta(microseconds=1)
-    return datetime.combine(value + timedelta(days=1), time(), tzinfo=tz)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        msg = f"as_of: {value.isoformat()} has no timezone; give a date or an aware time"
+        raise InvalidInput(msg, [("as_of", "naive datetime")])
+    return value
+
+
+def _as_of_end(value: date | datetime | str, tz: tzinfo) -> datetime:
+    moment = parse_as_of(value)
+    if isinstance(moment, datetime):
+        return moment + timedelta(microseconds=1)
+    return datetime.combine(moment + timedelta(days=1), time(), tzinfo=tz)
 
 
 class Places:
@@ -408,26 +415,39 @@ class Places:
         return organisation[:2] if organisation else (None, None)
 
 
+#: Per class: its kind, scalar (field, column) pairs, and shaping functions (the hot path).
+_PLANS: dict[type[Event], tuple[str, tuple[tuple[str, str], ...], tuple[Shaper, ...]]] = {
+    cls: (
+        aggregate_kind(cls),
+        tuple(scalars.items()),
+        tuple(shaper for shaper, _ in _SHAPED.get(cls, {}).values()),
+    )
+    for cls, scalars in _SCALARS.items()
+}
+
+
 def event_row(event: LogEvent, places: Places) -> dict[str, Any]:
     """The events-table row of ``event`` (call after ``places.update(event)``)."""
     cls, f = event.cls, event.fields
-    oid = event.originator_id
-    kind = aggregate_kind(cls)
+    kind, scalars, shapers = _PLANS[cls]
+    oid = str(event.originator_id)
     dong, district = places.where(event)
     acting = f["organisation"]
     organisation = places.organisations.get(acting)
     worker = places.workers.get(f["actor"])
+    if kind == "case":
+        household: str | None = str(f["household_id"])
+    else:
+        household = oid if kind == "household" else None
     row: dict[str, Any] = {
         "position": event.position,
         "event_id": f"{oid}:{event.version}",
         "event_type": cls.__name__,
         "aggregate_kind": kind,
-        "aggregate_id": str(oid),
+        "aggregate_id": oid,
         "aggregate_version": event.version,
-        "household_id": (
-            str(f["household_id"]) if kind == "case" else str(oid) if kind == "household" else None
-        ),
-        "case_id": str(oid) if kind == "case" else None,
+        "household_id": household,
+        "case_id": oid if kind == "case" else None,
         "occurred_at": f["occurred_at"],
         "recorded_at": f["recorded_at"],
         "dong": dong,
@@ -439,14 +459,14 @@ def event_row(event: LogEvent, places: Places) -> dict[str, Any]:
         "policy_version": f["policy_version"],
         "taxonomy_version": f["taxonomy_version"],
     }
-    for field, column in _SCALARS[cls].items():
+    for field, column in scalars:
         value = f.get(field)
         if value is not None:
-            row[column] = str(value) if isinstance(value, UUID) else value
-    for shaper, _ in _SHAPED.get(cls, {}).values():
+            row[column] = str(value) if type(value) is UUID else value
+    for shaper in shapers:
         shaper(f, row)
     if cls is CaseMeetingHeld:
-        row["meeting_id"] = str(oid)
+        row["meeting_id"] = oid
     return row
 
 

@@ -152,6 +152,9 @@ class _Writer:
         self.workers: set[str] = set()
         self.known: set[UUID] = set()
         self.cases: dict[UUID, tuple[CaseState, list[dict[str, Any]]]] = {}
+        self.attribute_names = {
+            cls: _attribute_names(cls, deidentifier is not None) for cls in EVENT_TYPE_COLUMNS
+        }
         self.referrals: dict[UUID, tuple[list[dict[str, Any]], list[dict[str, str]]]] = {}
 
     # -- values ----------------------------------------------------------------------------
@@ -373,7 +376,7 @@ class _Writer:
         if transform is not None:
             transform(row)
         attributes = []
-        for name in _attribute_names(cls, self.deid is not None):
+        for name in self.attribute_names[cls]:
             value = row.get(name)
             if value is not None:
                 attributes.append({"name": name, "value": self.value(value)})

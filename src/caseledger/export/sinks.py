@@ -88,26 +88,33 @@ def write_csv(path: Path, columns: Sequence[Column], rows: Iterable[dict[str, An
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(names)
         for row in rows:
-            writer.writerow([_csv_cell(row.get(name)) for name in names])
+            # Most cells of the wide events table are empty: convert only the others.
+            writer.writerow(["" if v is None else _csv_cell(v) for v in map(row.get, names)])
             written += 1
     return written
 
 
-def _json_value(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return iso(value)
     if isinstance(value, Decimal):
         return float(value)
-    return value
+    msg = f"cannot write a {type(value).__name__} to JSON"
+    raise TypeError(msg)
 
 
 def write_jsonl(path: Path, columns: Sequence[Column], rows: Iterable[dict[str, Any]]) -> int:
     """Write ``rows`` to a JSON-lines file at ``path``; return how many."""
     names = [c.name for c in columns]
+    empty = dict.fromkeys(names)
     written = 0
     with path.open("w", encoding="utf-8", newline="\n") as out:
         for row in rows:
-            data = {name: _json_value(row.get(name)) for name in names}
-            out.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+            data = empty.copy()
+            data.update((k, v) for k, v in row.items() if k in empty)
+            line = json.dumps(
+                data, ensure_ascii=False, separators=(",", ":"), default=_json_default
+            )
+            out.write(line + "\n")
             written += 1
     return written

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from caseledger.errors import ConfigurationError, InvalidInput
 from caseledger.export.columns import Column, columns_of
 from caseledger.export.deidentify import Deidentifier
-from caseledger.export.log import CaseFold, Places, Window, event_row, read_log
+from caseledger.export.log import CaseFold, Places, Window, event_row, parse_as_of, read_log
 from caseledger.projections.kpis import BY
 from caseledger.projections.periods import Period
 
@@ -172,7 +172,7 @@ def _kpi_rows(
     if by == "worker" and deidentifier is not None:
         msg = "by: a de-identified export leaves worker codes out; break down by dong instead"
         raise InvalidInput(msg, [("by", "worker codes are not exported de-identified")])
-    moment = date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+    moment = parse_as_of(as_of) if as_of is not None else None
     report = ledger.kpis(str(period), by=by, as_of=moment)
     figures = {(f.group, f.metric): f for f in report.figures}
     for figure in report.figures:

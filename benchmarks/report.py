@@ -1,6 +1,9 @@
 """The benchmark summary: events per second and the ledger's ratio to each reference.
 
-The benchmark run prints this table at its end. To print it again from saved runs::
+The benchmark run prints this table at its end, with the peak memory of the workloads
+measured in a fresh process (rebuild, verify, export), and a second table of how each
+workload's rate changes with its size (or with the number of PostgreSQL writers). To
+print them again from saved runs::
 
     python -m pytest benchmarks --benchmark-only --benchmark-json=run1.json
     python -m benchmarks.report run1.json [run2.json ...]
@@ -26,6 +29,7 @@ __all__ = [
     "RESULTS",
     "Result",
     "combine",
+    "growth",
     "machine",
     "main",
     "results_from_json",
@@ -46,6 +50,8 @@ class Result:
     median_s: float
     #: Over several runs: the fastest and slowest run's median round, in seconds.
     spread_s: tuple[float, float] | None = None
+    #: Peak resident memory (MB) of a fresh process running the workload once, if measured.
+    peak_mb: float | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -75,6 +81,7 @@ def machine() -> str:
 def table(results: list[Result]) -> list[str]:
     """The summary as Markdown table lines, one workload after another."""
     spread = any(r.spread_s is not None for r in results)
+    memory = any(r.peak_mb is not None for r in results)
     lines = [
         "| workload | variant | events/round "
         + (
@@ -82,8 +89,12 @@ def table(results: list[Result]) -> list[str]:
             if spread
             else "| median round | events/s "
         )
-        + "| caseledger ÷ this |",
-        "| --- | --- | ---: | ---: | ---: | " + ("---: | " if spread else "") + "---: |",
+        + "| caseledger ÷ this |"
+        + (" peak memory |" if memory else ""),
+        "| --- | --- | ---: | ---: | ---: | "
+        + ("---: | " if spread else "")
+        + "---: |"
+        + (" ---: |" if memory else ""),
     ]
     for workload in dict.fromkeys(r.workload for r in results):
         rows = [r for r in results if r.workload == workload]
@@ -99,8 +110,42 @@ def table(results: list[Result]) -> list[str]:
                 slow, fast = r.events_per_round / high, r.events_per_round / low
                 cells.append(f"{slow:,.0f}–{fast:,.0f}")
             cells.append(ratio)
+            if memory:
+                cells.append("" if r.peak_mb is None else f"{r.peak_mb:,.0f} MB")
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def growth(results: list[Result]) -> list[str]:
+    """How each variant's rate changes along a workload's sizes (or writers).
+
+    Workloads named ``"<name>, <size>"`` (``full rebuild, 10,000 events``,
+    ``PostgreSQL single command, 4 writers``) measured at two or more sizes give one
+    row per variant: events/s at each size, and the last size's rate ÷ the first's
+    (1.00 is a flat cost per event; for writers, how throughput scales).
+    """
+    by_name: dict[str, dict[str, dict[str, Result]]] = {}
+    for r in results:
+        name, sep, size = r.workload.rpartition(", ")
+        if not sep:
+            continue
+        by_name.setdefault(name, {}).setdefault(r.variant, {})[size] = r
+    lines: list[str] = []
+    for name, variants in by_name.items():
+        for variant, sized in variants.items():
+            if len(sized) < 2:
+                continue
+            rows = list(sized.items())
+            rates = "; ".join(f"{size}: {r.events_per_s:,.0f}/s" for size, r in rows)
+            ratio = rows[-1][1].events_per_s / rows[0][1].events_per_s
+            lines.append(f"| {name} | {variant} | {rates} | {ratio:.2f}× |")
+    if not lines:
+        return []
+    return [
+        "| workload | variant | events/s by size | last ÷ first |",
+        "| --- | --- | --- | ---: |",
+        *lines,
+    ]
 
 
 def _duration(seconds: float) -> str:
@@ -118,9 +163,15 @@ def combine(runs: list[list[Result]]) -> list[Result]:
     combined = []
     for (workload, variant), found in by_key.items():
         medians = sorted(r.median_s for r in found)
+        peaks = [r.peak_mb for r in found if r.peak_mb is not None]
         combined.append(
             Result(
-                workload, variant, found[0].events_per_round, medians[0], (medians[0], medians[-1])
+                workload,
+                variant,
+                found[0].events_per_round,
+                medians[0],
+                (medians[0], medians[-1]),
+                max(peaks) if peaks else None,
             )
         )
     return combined
@@ -134,6 +185,7 @@ def results_from_json(data: dict[str, Any]) -> list[Result]:
             b["extra_info"]["variant"],
             b["extra_info"]["events_per_round"],
             b["stats"]["median"],
+            peak_mb=b["extra_info"].get("peak_rss_mb"),
         )
         for b in data["benchmarks"]
         if "variant" in b.get("extra_info", {})
@@ -153,8 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{cpu.get('count', '?')} CPUs ({cpu.get('brand_raw', '?')}), "
         f"Python {info.get('python_version', '?')}; {len(runs)} run(s)"
     )
-    for line in table(combine([results_from_json(run) for run in runs])):
+    combined = combine([results_from_json(run) for run in runs])
+    for line in table(combined):
         print(line)
+    lines = growth(combined)
+    if lines:
+        print()
+        for line in lines:
+            print(line)
     return 0
 
 

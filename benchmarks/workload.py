@@ -357,25 +357,25 @@ def _mirrored_payload(e: Any) -> dict[str, Any]:
 def mirror_into(app: EsApp, ledger: Ledger, chunk: int = 2000) -> dict[UUID, UUID]:
     """Copy the ledger's log into ``app`` event for event; returns our id -> its id.
 
-    Aggregates are saved ``chunk`` events at a time, in log order.
+    Aggregates are saved ``chunk`` events at a time, in log order. They stay in memory
+    between saves (an aggregate holds a few fields), so copying a long log never
+    replays one from the store.
     """
     ids: dict[UUID, UUID] = {}
+    live: dict[UUID, EsCase] = {}
     pending: dict[UUID, EsCase] = {}
     for count, entry in enumerate(ledger.events(), start=1):
         e = entry.event
         payload = _mirrored_payload(e)
         kind = type(e).__name__
-        found = pending.get(e.originator_id)
+        found = live.get(e.originator_id)
         if found is None:
-            if e.originator_id in ids:
-                found = app.repository.get(ids[e.originator_id])
-                found.record(kind, payload)
-            else:
-                found = EsCase(kind, payload)
-                ids[e.originator_id] = found.id
-            pending[e.originator_id] = found
+            found = EsCase(kind, payload)
+            ids[e.originator_id] = found.id
+            live[e.originator_id] = found
         else:
             found.record(kind, payload)
+        pending[e.originator_id] = found
         if count % chunk == 0:
             app.save(*pending.values())
             pending.clear()

@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 from uuid import UUID
 
-__all__ = ["NOTES", "WARMUP", "Work", "serve"]
+__all__ = ["NOTES", "WARMUP", "Work", "follow", "serve"]
 
 NOTES = "방문 점검: 서비스 이용 중, 건강 상태 호전"
 #: Commands each writer runs before it says it is ready.
@@ -27,7 +27,9 @@ WARMUP = 10
 class Work:
     """What one writer needs: where to write and which service links to check."""
 
-    #: ``caseledger`` or ``eventsourcing``.
+    #: ``caseledger`` (read models kept inline, in each write), ``caseledger-follow``
+    #: (writers leave the read models to a follower process), ``eventsourcing`` or ``raw``
+    #: (one plain INSERT per durable transaction).
     kind: str
     #: caseledger: the ledger's URL (with ``?schema=``); eventsourcing: unused.
     url: str
@@ -41,12 +43,15 @@ class Work:
     fields: dict[str, Any]
     #: When the checks happen (aware).
     at: datetime
+    #: raw: the topic and state bytes every inserted row carries.
+    row: tuple[str, bytes] = ("", b"")
 
 
 def _caseledger(work: Work) -> tuple[Any, Any]:
     from caseledger import Ledger
 
-    ledger = Ledger.open(work.url)
+    mode = "follow" if work.kind == "caseledger-follow" else "inline"
+    ledger = Ledger.open(work.url, projections=mode)
     links = itertools.cycle(work.links)
 
     def command() -> None:
@@ -76,9 +81,32 @@ def _eventsourcing(work: Work) -> tuple[Any, Any]:
     return command, app.close
 
 
+def _raw(work: Work) -> tuple[Any, Any]:
+    import uuid as uuid_module
+    from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(work.url)
+    schema = parse_qs(parts.query)["schema"][0]
+    conn = psycopg.connect(urlunsplit(parts._replace(query="")), autocommit=True)
+    sql = (
+        f'INSERT INTO "{schema}".raw_events (originator_id, originator_version, topic, state) '
+        "VALUES (%s, %s, %s, %s)"
+    )
+    me = uuid_module.uuid4()
+    versions = itertools.count(1)
+    topic, state = work.row
+
+    def command() -> None:
+        conn.execute(sql, (me, next(versions), topic, state))
+
+    return command, conn.close
+
+
 def serve(work: Work, conn: Connection) -> None:
     """Run commands when told to; see the module doc."""
-    command, close = _caseledger(work) if work.kind == "caseledger" else _eventsourcing(work)
+    command, close = _eventsourcing(work) if work.kind == "eventsourcing" else _caseledger(work)
     try:
         for _ in range(WARMUP):
             command()
@@ -90,3 +118,11 @@ def serve(work: Work, conn: Connection) -> None:
     finally:
         close()
         conn.close()
+
+
+def follow(url: str, stop: Any) -> None:
+    """Keep the ledger's read models up to date until ``stop`` (an Event) is set."""
+    from caseledger import Ledger
+
+    with Ledger.open(url, projections="follow") as ledger:
+        ledger.projections.follow(poll=0.05, batch_size=1000, stop=stop)

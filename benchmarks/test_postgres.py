@@ -14,8 +14,16 @@ PostgreSQL module with its defaults. A round tells each writer to run
 finished; events/s reads commands per second over all writers:
 
 * ``caseledger``: ``ledger.check_service(...)``, one durable transaction each;
+* ``caseledger, follower``: the same, with the writers opened with
+  ``projections="follow"`` and one more process keeping the read models
+  (``ledger.projections.follow()``, polling every 50 ms) while they write: the
+  configuration the PostgreSQL guide recommends for many writers. After the rounds the
+  follower must catch up with every event before it is stopped;
 * ``eventsourcing defaults``: ``app.repository.get(case)``, one ``@event`` method call,
-  ``app.save(case)``.
+  ``app.save(case)``;
+* ``raw psycopg`` (the floor): one ``INSERT`` of a row with the same columns and the
+  same state bytes as the ledger's event, in its own durable transaction, into a plain
+  table with the same unique key.
 
 With one writer only the first writer's cases are used. The growth table of the summary
 gives the four writers' rate ÷ the one writer's.
@@ -37,7 +45,7 @@ from uuid import UUID
 import pytest
 
 from benchmarks.conftest import Measure
-from benchmarks.pg_writer import Work, serve
+from benchmarks.pg_writer import Work, follow, serve
 from benchmarks.report import OURS
 from benchmarks.workload import AT, EsApp, build_district, mirror_into, payload_of
 from caseledger import Ledger
@@ -91,6 +99,8 @@ class World:
     shares: list[list[tuple[UUID, UUID, str]]]
     es_ids: dict[UUID, UUID]
     fields: dict[str, Any]
+    #: The stored topic and state bytes of one service check, for the raw floor.
+    row: tuple[str, bytes]
 
 
 @pytest.fixture(scope="module")
@@ -114,23 +124,44 @@ def world() -> Iterator[World]:
             app = EsApp(env=env)  # creates eventsourcing's tables before the writers start
             es_ids = mirror_into(app, ledger)
             app.close()
+        with psycopg.connect(server, autocommit=True) as conn:
+            found = conn.execute(
+                f'SELECT topic, state FROM "{schemas[0]}".stored_events '
+                "ORDER BY notification_id DESC LIMIT 1"
+            ).fetchone()
+            assert found is not None
+            conn.execute(
+                f'CREATE TABLE "{schemas[0]}".raw_events (id BIGSERIAL PRIMARY KEY, '
+                "originator_id UUID NOT NULL, originator_version BIGINT NOT NULL, "
+                "topic TEXT NOT NULL, state BYTEA NOT NULL, "
+                "UNIQUE (originator_id, originator_version))"
+            )
         open_cases = sorted({link[0] for link in district.links})
         shares: list[list[tuple[UUID, UUID, str]]] = [[] for _ in range(max(WRITERS))]
         owner = {case: i % len(shares) for i, case in enumerate(open_cases)}
         for case, link_id, _ in district.links:
             shares[owner[case]].append((case, link_id, district.officers[case]))
-        yield World(url, env, shares, es_ids, payload_of(sample))
+        yield World(url, env, shares, es_ids, payload_of(sample), (found[0], bytes(found[1])))
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             for schema in schemas:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+FOLLOWED = "caseledger, follower"
+KINDS = {
+    OURS: "caseledger",
+    FOLLOWED: "caseledger-follow",
+    "eventsourcing defaults": "eventsourcing",
+    "raw psycopg": "raw",
+}
+
+
 def _start(world: World, kind: str, writers: int) -> tuple[list[Any], list[Connection]]:
     context = multiprocessing.get_context("spawn")
     processes, conns = [], []
     for share in world.shares[:writers]:
-        work = Work(kind, world.url, world.es_env, share, world.es_ids, world.fields, AT)
+        work = Work(kind, world.url, world.es_env, share, world.es_ids, world.fields, AT, world.row)
         parent, child = context.Pipe()
         process = context.Process(target=serve, args=(work, child), daemon=True)
         process.start()
@@ -155,9 +186,15 @@ def _stop(processes: list[Any], conns: list[Connection]) -> None:
 
 
 @pytest.mark.parametrize("writers", WRITERS)
-@pytest.mark.parametrize("kind", [OURS, "eventsourcing defaults"])
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_single_command(world: World, measure: Measure, kind: str, writers: int) -> None:
-    processes, conns = _start(world, "caseledger" if kind == OURS else "eventsourcing", writers)
+    follower = stop = None
+    if kind == FOLLOWED:
+        context = multiprocessing.get_context("spawn")
+        stop = context.Event()
+        follower = context.Process(target=follow, args=(world.url, stop), daemon=True)
+        follower.start()
+    processes, conns = _start(world, KINDS[kind], writers)
     done = []
 
     def round_() -> None:
@@ -171,5 +208,22 @@ def test_single_command(world: World, measure: Measure, kind: str, writers: int)
                 events=COMMANDS * writers, rounds=ROUNDS)  # fmt: skip
     finally:
         _stop(processes, conns)
+        if follower is not None and stop is not None:
+            _caught_up(world.url)
+            stop.set()
+            follower.join(timeout=60)
     assert done
     assert all(n == COMMANDS * writers for n in done)
+
+
+def _caught_up(url: str, timeout: float = 120.0) -> None:
+    """Wait until the follower has applied every event; fail if it does not."""
+    import time
+
+    with Ledger.open(url, projections="follow") as ledger:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if min(ledger.projections.positions().values()) >= len(ledger):
+                return
+            time.sleep(0.1)
+    raise AssertionError("the follower did not catch up with the writers")

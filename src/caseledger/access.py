@@ -262,7 +262,7 @@ class _AccessHook:
     ) -> None:
         entries = context.get("access")
         if entries:
-            AccessLog.write(tx, entries)
+            AccessLog._write(tx, entries, keep=False)
 
 
 class AccessLog:
@@ -275,6 +275,10 @@ class AccessLog:
     @staticmethod
     def write(tx: Tx, entries: Sequence[AccessEntry]) -> list[AccessRecord]:
         """Append ``entries`` inside the transaction ``tx`` (chained to the last record)."""
+        return AccessLog._write(tx, entries, keep=True)
+
+    @staticmethod
+    def _write(tx: Tx, entries: Sequence[AccessEntry], *, keep: bool) -> list[AccessRecord]:
         if not entries:
             return []
         if tx.dialect == "postgres":
@@ -289,7 +293,8 @@ class AccessLog:
             values = _row_values(seq, entry)
             previous = _chain(previous, values)
             rows.append((*values, previous))
-            out.append(_record((*values, previous)))
+            if keep:
+                out.append(_record((*values, previous)))
         marks = ",".join("?" * 15)
         tx.executemany(f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES ({marks})", rows)  # noqa: S608
         return out

@@ -67,7 +67,14 @@ from caseledger.keystore import KeyRing, find_master_key
 from caseledger.meeting import CaseMeeting
 from caseledger.merkle_log import MerkleLog, ProofBundle, VerificationReport
 from caseledger.policy import Policy, authorise_command, load_policy
-from caseledger.privacy import HouseholdCases, ReadContext, Reader, access_entries, check_erasure
+from caseledger.privacy import (
+    HouseholdCases,
+    ReadContext,
+    Reader,
+    access_entries,
+    check_erasure,
+    has_personal_data,
+)
 from caseledger.projections import (
     AuditPage,
     CaseloadEntry,
@@ -117,6 +124,8 @@ DEFAULT_POLICY_VERSION = "default-2026.1"
 CLOCK_TOLERANCE = timedelta(minutes=5)
 
 _SYSTEM = "system"
+#: Past this many records appended by other writers, the cache is dropped, not sifted.
+_CATCH_UP_LIMIT = 5000
 _A = TypeVar("_A", bound=Aggregate)
 _T = TypeVar("_T")
 
@@ -158,10 +167,13 @@ class _UnitOfWork:
 
     def __init__(self) -> None:
         self.working: dict[UUID, Aggregate] = {}
+        #: Every aggregate this unit of work has read or changed (the working ones too).
         self.loaded: dict[UUID, Aggregate] = {}
         self.events: list[Event] = []
         self.idempotency: list[tuple[str, str, str]] = []
         self.results: dict[str, str] = {}
+        #: The cached aggregates were checked against the log in this unit of work.
+        self.current = False
 
 
 class _Directory:
@@ -256,6 +268,8 @@ class Ledger:
         self.policy: Policy = load_policy(policy)
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._cache_size = cache_size
+        #: Every cached aggregate holds all of its records up to this log position.
+        self._known = 0
         self._uow: _UnitOfWork | None = None
         self._lock = threading.RLock()
         self._handlers: dict[type[Any], Callable[[Any, _UnitOfWork], Any]] = {
@@ -302,6 +316,7 @@ class Ledger:
             self._projections = Projections(
                 store, mode=projections, deadlines=deadlines, timezone=timezone
             )
+        self._known = store.max_position()
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -398,6 +413,12 @@ class Ledger:
             return
         sealing = self.keys.sealing()
         try:
+            if len(uow.events) > 1:
+                sealing.prefetch(
+                    codec.key_owner(e.originator_id, e.__dict__)
+                    for e in uow.events
+                    if has_personal_data(e)
+                )
             records = [codec.encode(e, sealing) for e in uow.events]
             access = access_entries(uow.events, self._role_in(uow), current_terminal())
             context = {
@@ -406,13 +427,16 @@ class Ledger:
                 "sealing": sealing,
                 "access": access,
             }
-            self._store.append(records, context)
+            positions = self._store.append(records, context)
         except BaseException:
             self._forget(uow)
             raise
         self.keys.committed(sealing)
         for aggregate_id, aggregate in uow.working.items():
             self._remember(aggregate_id, aggregate)
+        if positions and positions[0] == self._known + 1:
+            # Nobody else wrote since the cache was last checked against the log.
+            self._known = positions[-1]
 
     def execute(self, command: Any) -> Any:
         """Execute a command model (see :mod:`caseledger.commands`) and return its result.
@@ -527,12 +551,20 @@ class Ledger:
         """
         uow = self._uow
         if uow is not None:
-            found = uow.working.get(aggregate_id) or uow.loaded.get(aggregate_id)
+            found = uow.loaded.get(aggregate_id)
             if found is not None:
                 return found if isinstance(found, cls) else None
         cached = self._cache.get(aggregate_id)
-        if isinstance(cached, cls) and cls.immutable:
-            return cached
+        if isinstance(cached, cls):
+            if cls.immutable:
+                return cached
+            if cached.version and self._cache_current(uow):
+                cached = self._cache.get(aggregate_id)
+                if isinstance(cached, cls):
+                    self._cache.move_to_end(aggregate_id)
+                    if uow is not None:
+                        uow.loaded[aggregate_id] = cached
+                    return cached
         after = cached.version if isinstance(cached, cls) else 0
         records = self._store.read_aggregate(aggregate_id, after_version=after or None)
         if records:
@@ -550,9 +582,39 @@ class Ledger:
             uow.loaded[aggregate_id] = state
         return state
 
+    def _cache_current(self, uow: _UnitOfWork | None) -> bool:
+        """Bring the cache up to the log's end: drop states other writers moved on from.
+
+        One look at the records appended since the cache was last checked (their ids and
+        versions only), at most once per unit of work, instead of a read per aggregate.
+        False when the store cannot tell: then each aggregate is re-read.
+        """
+        if uow is not None and uow.current:
+            return True
+        limit = _CATCH_UP_LIMIT
+        changes = self._store.changes_after(self._known, limit)
+        if changes is None:
+            return False
+        if len(changes) == limit:
+            # Far behind: forget every state that can change rather than sift through.
+            known = self._store.max_position()
+            for aggregate_id in [k for k, a in self._cache.items() if not a.immutable]:
+                del self._cache[aggregate_id]
+            self._known = known
+        elif changes:
+            cache = self._cache
+            for _, aggregate_id, version in changes:
+                cached = cache.get(aggregate_id)
+                if cached is not None and cached.version < version:
+                    del cache[aggregate_id]
+            self._known = changes[-1][0]
+        if uow is not None:
+            uow.current = True
+        return True
+
     def _working(self, aggregate: _A, uow: _UnitOfWork) -> _A:
         # Changed in place: if the unit of work fails, _forget() drops it from the cache.
-        uow.working[aggregate.id] = aggregate
+        uow.working[aggregate.id] = uow.loaded[aggregate.id] = aggregate
         return aggregate
 
     def _forget(self, uow: _UnitOfWork) -> None:
@@ -654,7 +716,10 @@ class Ledger:
         return event
 
     def _new(self, cls: type[_A], aggregate_id: UUID | None, what: str, name: str = "") -> _A:
-        aggregate_id = aggregate_id or uuid.uuid4()
+        if aggregate_id is None:
+            # A fresh random id names nothing yet (were it ever to, the insert of its
+            # version 1 would fail and write nothing).
+            return cls(uuid.uuid4())
         if self._load_any(aggregate_id):
             msg = f"{what} {name or aggregate_id} exists already in this ledger"
             raise AlreadyExists(msg)
@@ -663,7 +728,10 @@ class Ledger:
     def _load_any(self, aggregate_id: UUID) -> bool:
         if self._uow is not None and aggregate_id in self._uow.working:
             return True
-        return bool(self._store.read_aggregate(aggregate_id))
+        cached = self._cache.get(aggregate_id)
+        if cached is not None and cached.version:
+            return True  # records are never removed
+        return self._store.has_records(aggregate_id)
 
     # -- handlers --------------------------------------------------------------------------
 

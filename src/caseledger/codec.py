@@ -36,12 +36,12 @@ from __future__ import annotations
 import struct
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 from uuid import UUID, SafeUUID
 
 import msgpack
 from eventsourcing.persistence import StoredEvent
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from caseledger.errors import ConfigurationError, CorruptRecord
 from caseledger.events import EVENT_CLASSES, Event, Redaction, event_class, topic_of, upcast
@@ -127,8 +127,25 @@ _new_uuid = object.__new__
 _set_uuid = object.__setattr__
 _UUID_SAFE = SafeUUID.unknown
 
+_new_tuple = tuple.__new__
+_ExtType = msgpack.ExtType
+
 
 def _default(value: object) -> msgpack.ExtType:
+    # The exact types first, building the ExtType tuple without its argument checks
+    # (the codes and bytes here are valid by construction); subclasses take the long way.
+    kind = type(value)
+    if kind is datetime:
+        offset = value.utcoffset()  # type: ignore[attr-defined]
+        if offset is not None:
+            delta = value - _EPOCH  # type: ignore[operator]
+            micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+            data = _DT.pack(micros, int(offset.total_seconds()))
+            return _new_tuple(_ExtType, (_EXT_DATETIME, data))
+    elif kind is UUID:
+        return _new_tuple(_ExtType, (_EXT_UUID, value.bytes))  # type: ignore[attr-defined]
+    elif kind is _Sealed:
+        return _new_tuple(_ExtType, (_EXT_SEALED, value.data))  # type: ignore[attr-defined]
     if isinstance(value, datetime):
         offset = value.utcoffset()
         if offset is None:
@@ -171,18 +188,32 @@ def _uuid(data: bytes) -> UUID:
     return value
 
 
-def _ext_hook(code: int, data: bytes) -> object:
+def _ext_hook(
+    code: int,
+    data: bytes,
+    _unpack_dt: Any = _DT.unpack,
+    _epochs: dict[int, datetime] = _epoch_cache,
+    _delta: type[timedelta] = timedelta,
+) -> object:
+    # Called for most stored values: the frequent codes first, with the module-level
+    # helpers bound as locals.
     if code == _EXT_DATETIME:
-        micros, offset = _DT.unpack(data)
-        return _epoch_in(offset) + timedelta(microseconds=micros)
+        micros, offset = _unpack_dt(data)
+        return (_epochs.get(offset) or _epoch_in(offset)) + _delta(0, 0, micros)
     if code == _EXT_UUID:
-        return _uuid(data)
+        if len(data) != 16:
+            msg = "a stored UUID must be 16 bytes"
+            raise ValueError(msg)
+        value = _new_uuid(UUID)
+        _set_uuid(value, "int", int.from_bytes(data, "big"))
+        _set_uuid(value, "is_safe", _UUID_SAFE)
+        return value
+    if code == _EXT_SEALED:
+        return _Sealed(data)
     if code == _EXT_DECIMAL:
         return Decimal(data.decode("ascii"))
     if code == _EXT_DATE:
         return date.fromordinal(_DATE.unpack(data)[0])
-    if code == _EXT_SEALED:
-        return _Sealed(data)
     return msgpack.ExtType(code, data)
 
 
@@ -250,6 +281,34 @@ def _seal_fields(event: Event, fields: dict[str, Any], sealer: Sealer | None) ->
         _set(fields, path, _Sealed(sealer.seal(owner, pack(_get(fields, path)), aad)))
 
 
+def _holds_models(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_models(arg) for arg in get_args(annotation))
+
+
+def _flat_fields(cls: type[Event]) -> tuple[str, ...] | None:
+    """The stored field names of a class whose values ``model_dump`` returns as they are."""
+    if cls in _PERSONAL:
+        return None
+    names = []
+    for name, info in cls.model_fields.items():
+        if name in _ENVELOPE_KEYS or info.exclude:
+            continue
+        if _holds_models(info.annotation):
+            return None
+        names.append(name)
+    return tuple(names)
+
+
+_EXCLUDE = set(_ENVELOPE_KEYS)
+#: Event classes without nested models: their stored fields are read straight from the
+#: instance, in declaration order (what ``model_dump`` gives, only cheaper).
+_FLAT: dict[type[Event], tuple[str, ...]] = {
+    cls: names for cls in EVENT_CLASSES if (names := _flat_fields(cls)) is not None
+}
+
+
 def encode(event: Event, sealer: Sealer | None = None) -> StoredEvent:
     """The stored record of an event, its personal fields sealed by ``sealer``.
 
@@ -257,7 +316,12 @@ def encode(event: Event, sealer: Sealer | None = None) -> StoredEvent:
     data and no ``sealer`` is given. An event decoded without its key (it has a
     ``redaction``) re-encodes to the bytes it was stored with.
     """
-    fields = event.model_dump(exclude=set(_ENVELOPE_KEYS))
+    names = _FLAT.get(type(event))
+    if names is not None:
+        values = event.__dict__
+        fields = {name: values[name] for name in names}
+    else:
+        fields = event.model_dump(exclude=_EXCLUDE)
     if type(event) in _PERSONAL:
         _seal_fields(event, fields, sealer)
     state = pack({"_v": type(event).class_version, **fields})

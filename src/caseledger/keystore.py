@@ -42,12 +42,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -207,9 +206,9 @@ class _DataKey:
         self._nonce_key = okm[32:]
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
-        mac = hmac.new(self._nonce_key, len(aad).to_bytes(4, "big") + aad, hashlib.sha256)
-        mac.update(plaintext)
-        nonce = mac.digest()[:_NONCE_SIZE]
+        # HMAC-SHA256(nonce key, len(aad) ‖ aad ‖ plaintext), in one call.
+        message = len(aad).to_bytes(4, "big") + aad + plaintext
+        nonce = hmac.digest(self._nonce_key, message, "sha256")[:_NONCE_SIZE]
         return nonce + self._aead.encrypt(nonce, plaintext, aad)
 
     def open(self, sealed: bytes, aad: bytes) -> bytes:
@@ -317,7 +316,11 @@ class KeyRing:
             self._cache.popitem(last=False)
 
     def _load(self, owner: UUID) -> _DataKey | Literal["erased"] | None:
-        row = self._row(owner)
+        return self._from_row(owner, self._row(owner))
+
+    def _from_row(
+        self, owner: UUID, row: tuple[bytes | None, str | None] | None
+    ) -> _DataKey | Literal["erased"] | None:
         if row is None:
             return None
         wrapped, erased_at = row
@@ -433,6 +436,30 @@ class Sealing:
         self._ring = ring
         self.new: dict[UUID, tuple[bytes, _DataKey]] = {}
         self.reused: set[UUID] = set()
+        self._looked_up: dict[UUID, _DataKey | Literal["erased"] | None] = {}
+
+    def prefetch(self, owners: Iterable[UUID]) -> None:
+        """Look up the data keys of ``owners`` not cached yet, 500 to a query.
+
+        For a commit that seals for many owners: one query instead of one per owner.
+        """
+        ring = self._ring
+        if ring._master is None:
+            return
+        todo = list(
+            {o for o in owners if o not in ring._cache and o not in self.new}
+            - self._looked_up.keys()
+        )
+        for start in range(0, len(todo), 500):
+            chunk = todo[start : start + 500]
+            rows = ring._store.query(
+                f"SELECT owner_id, wrapped, erased_at FROM {_TABLE} "  # noqa: S608
+                f"WHERE owner_id IN ({','.join('?' * len(chunk))})",
+                [_owner_text(o) for o in chunk],
+            )
+            found = {str(r[0]): ((bytes(r[1]) if r[1] is not None else None), r[2]) for r in rows}
+            for owner in chunk:
+                self._looked_up[owner] = ring._from_row(owner, found.get(_owner_text(owner)))
 
     def _key(self, owner: UUID) -> _DataKey:
         if owner in self.new:
@@ -441,7 +468,8 @@ class Sealing:
         ring._master_aead()  # fail early and clearly without a master key
         found: _DataKey | Literal["erased"] | None = ring._cache.get(owner)
         if found is None:
-            found = ring._load(owner)
+            looked_up = self._looked_up
+            found = looked_up[owner] if owner in looked_up else ring._load(owner)
         if found == "erased":
             msg = (
                 f"the personal data of {owner} was erased; no personal data can be "

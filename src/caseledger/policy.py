@@ -202,6 +202,10 @@ class AccessReview(_Part):
         return ZoneInfo(self.timezone)
 
 
+#: command_rules() answers by (policy, role, sector, command): a policy never changes.
+_COMMAND_RULES: dict[tuple[int, Role, Sector, str], tuple[Policy, tuple[CommandRule, ...]]] = {}
+
+
 class Policy(_Part):
     """A versioned authority policy. Load one with :func:`load_policy`."""
 
@@ -232,8 +236,16 @@ class Policy(_Part):
 
     def command_rules(self, role: Role, sector: Sector, command: str) -> list[CommandRule]:
         """The rules allowing ``command`` to this role and sector (unrestricted ones first)."""
+        key = (id(self), role, sector, command)
+        hit = _COMMAND_RULES.get(key)
+        if hit is not None and hit[0] is self:
+            return list(hit[1])
         found = [r for r in self.commands if r.matches(role, sector, command)]
-        return sorted(found, key=lambda r: r.cases != "any")
+        rules = sorted(found, key=lambda r: r.cases != "any")
+        if len(_COMMAND_RULES) >= 4096:
+            _COMMAND_RULES.clear()
+        _COMMAND_RULES[key] = (self, tuple(rules))
+        return rules
 
     def read_rule(self, role: Role, sector: Sector) -> ReadRule | None:
         """The first read rule for this role and sector, or None."""
@@ -447,7 +459,7 @@ def authorise_command(policy: Policy, command: Any, directory: Directory) -> str
         field = provision.commands.get(name)
         if field is None:
             continue
-        recipient = getattr(command, field, None)
+        recipient = _field(command, field)
         if recipient is None:
             continue
         if directory.organisation(recipient).sector not in provision.recipient_sectors:
@@ -460,12 +472,24 @@ def authorise_command(policy: Policy, command: Any, directory: Directory) -> str
     return allowed
 
 
+def _field(command: Any, name: str) -> Any:
+    # A command model's fields are in its __dict__; getattr of a field it lacks goes
+    # through the model's slow __getattr__ and an exception.
+    values = getattr(command, "__dict__", None)
+    if values is not None:
+        if name in values:
+            return values[name]
+        if not name.startswith("_") and not hasattr(type(command), name):
+            return None
+    return getattr(command, name, None)
+
+
 def _cases_named(command: Any, directory: Directory) -> tuple[list[Case], Household | None]:
-    case_id = getattr(command, "case_id", None)
+    case_id = _field(command, "case_id")
     if case_id is not None:
         case = directory.case(case_id)
         return [case], directory.household(case.household_id)
-    household_id = getattr(command, "household_id", None)
+    household_id = _field(command, "household_id")
     if household_id is not None:
         return directory.cases_of(household_id), directory.household(household_id)
     return [], None

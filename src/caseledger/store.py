@@ -22,7 +22,7 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +120,34 @@ class Tx:
         if r is None:
             return None
         return tuple(r.values()) if isinstance(r, dict) else tuple(r)
+
+    def stream(
+        self, sql: str, params: Sequence[Any] = (), *, size: int = 5000
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
+        """Run one query in this transaction and yield its rows as tuples, ``size`` at a time.
+
+        The query has a cursor of its own, so other statements may run between pages. On
+        SQLite the rows are read as they are consumed (memory holds one page); on
+        PostgreSQL the driver holds the whole result, so page large reads by key there.
+        """
+        if self.dialect == "sqlite":
+            cursor = self._cursor.connection.cursor()
+            cursor.row_factory = None  # plain tuples: no row objects to convert
+            try:
+                cursor.execute(sql, params)
+                while rows := cursor.fetchmany(size):
+                    yield rows
+            finally:
+                cursor.close()
+            return
+        self._settle()
+        cursor = self._cursor.connection.cursor()
+        try:
+            cursor.execute(self._sql(sql), params)
+            while rows := cursor.fetchmany(size):
+                yield [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+        finally:
+            cursor.close()
 
 
 class WriteHook(Protocol):
@@ -429,6 +457,20 @@ class EventStore:
                 with ds.transaction(commit=True) as curs:
                     curs.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
         self._recorder.hooks = self._hooks
+        table = self._recorder.events_table_name  # ours, never input
+        self._changes_sql = (
+            f"SELECT rowid, originator_id, originator_version FROM {table} "  # noqa: S608
+            "WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        )
+        self._exists_sql = f"SELECT 1 FROM {table} WHERE originator_id = ? LIMIT 1"  # noqa: S608
+        self._pg_changes_sql: Any = None
+        if location.dialect == "postgres":
+            from psycopg.sql import SQL, Identifier
+
+            self._pg_changes_sql = SQL(
+                "SELECT notification_id, originator_id, originator_version FROM {}.{} "
+                "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+            ).format(Identifier(self._pg_ds.schema), Identifier(table))
         try:
             with self.schema_lock():
                 self._recorder.create_table()
@@ -527,6 +569,17 @@ class EventStore:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read-only query and return all its rows."""
+        if self.dialect == "sqlite":
+            # One statement reads one consistent snapshot by itself: no BEGIN/ROLLBACK.
+            try:
+                with self._sqlite_ds.get_connection(commit=False) as conn:
+                    cursor = conn._sqlite_conn.execute(sql, params)
+                    try:
+                        return [tuple(r) for r in cursor.fetchall()]
+                    finally:
+                        cursor.close()
+            except (sqlite3.Error, PersistenceError) as e:
+                raise StoreError(f"database error on {self.display}: {e}") from e
         with self.transaction(commit=False) as tx:
             tx.execute(sql, params)
             return tx.fetchall()
@@ -612,6 +665,47 @@ class EventStore:
             if len(batch) < batch_size:
                 return
 
+    def changes_after(self, position: int, limit: int) -> list[tuple[int, UUID, int]] | None:
+        """Up to ``limit`` (log position, originator id, version) of the records after ``position``.
+
+        A cheap look at what other writers appended (no state bytes are read), for caches
+        of aggregate state. Positions become visible in order on both backends (SQLite has
+        one writer at a time; eventsourcing's PostgreSQL recorder locks the table until
+        its commit), so nothing can still appear below the last position returned.
+        """
+        if self.dialect == "postgres":
+            try:
+                with self._pg_ds.transaction(commit=False) as curs:
+                    curs.execute(self._pg_changes_sql, (position, limit))
+                    rows = curs.fetchall()
+            except PersistenceError as e:
+                raise StoreError(f"cannot read {self.display}: {e}") from e
+            except Exception as e:
+                if type(e).__module__.startswith("psycopg"):
+                    raise StoreError(f"cannot read {self.display}: {e}") from e
+                raise
+            return [
+                (int(r["notification_id"]), _as_uuid(r["originator_id"]), r["originator_version"])
+                for r in rows
+            ]
+        try:
+            with self._sqlite_ds.get_connection(commit=False) as conn:
+                rows = conn._sqlite_conn.execute(self._changes_sql, (position, limit)).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read {self.display}: {e}") from e
+        return [(p, UUID(hex=o) if isinstance(o, str) else o, v) for p, o, v in rows]
+
+    def has_records(self, originator_id: UUID) -> bool:
+        """Whether any record of the aggregate ``originator_id`` is stored."""
+        if self.dialect != "sqlite":
+            return bool(self.read_aggregate(originator_id))
+        try:
+            with self._sqlite_ds.get_connection(commit=False) as conn:
+                row = conn._sqlite_conn.execute(self._exists_sql, (originator_id.hex,)).fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read {self.display}: {e}") from e
+        return row is not None
+
     def max_position(self) -> int:
         """The last log position, or 0 for an empty log."""
         try:
@@ -626,6 +720,10 @@ class EventStore:
                 self._sqlite_ds.close()
             else:
                 self._pg_ds.close()
+
+
+def _as_uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 def open_store(url: str | Path | None = None) -> EventStore:

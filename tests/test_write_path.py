@@ -1,0 +1,175 @@
+"""The write path's shortcuts keep their guarantees.
+
+A ledger caches aggregate state and checks it against the log once per unit of work;
+records another writer appended in between are seen. Data keys are looked up in bulk
+for a batch; copies handed out stay independent; the stored bytes do not change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+import caseledger.application
+from caseledger import Ledger, PersonalData, RuleViolation
+from caseledger.codec import decode, encode, pack
+from caseledger.events import Event
+from tests.conftest import MASTER_KEY, FixedClock
+from tests.scenarios import kst, register_dongducheon
+
+BY = "jungang-officer"
+LEAD = "jungang-lead"
+
+
+def open_case(ledger: Ledger, day: int = 1) -> UUID:
+    household = ledger.discover_household(
+        dong="중앙동", district="동두천시", channel="outreach_visit", by=BY, at=kst(2022, 4, day)
+    )
+    ledger.record_consultation(
+        household, method="visit", outcome="intake", by=BY, at=kst(2022, 4, day)
+    )
+    return ledger.open_case(household, by=BY, at=kst(2022, 4, day))
+
+
+def test_a_ledger_sees_what_another_writer_recorded_since_it_cached_a_case(
+    ledger_url: str, clock: FixedClock
+) -> None:
+    if ledger_url == ":memory:":
+        pytest.skip("an in-memory ledger has one writer by construction")
+    path = ledger_url
+    with Ledger.open(path, clock=clock, master_key=MASTER_KEY) as a:
+        register_dongducheon(a)
+        case = open_case(a)
+        assert a.case(case).version == 1  # cached at version 1
+        with Ledger.open(path, clock=clock, master_key=MASTER_KEY) as b:
+            b.record_supervision(case, by=LEAD, at=kst(2022, 4, 2))
+        assert a.case(case).version == 2
+        # Deciding on the fresh state: no concurrency error, the next version is 3.
+        event = a.record_supervision(case, by=LEAD, at=kst(2022, 4, 3))
+        assert event.originator_version == 3
+        with a.batch():
+            a.record_supervision(case, by=LEAD, at=kst(2022, 4, 4))
+        assert [e.originator_version for e in a.history(case)] == [1, 2, 3, 4]
+
+
+def test_a_ledger_far_behind_another_writer_drops_its_cached_states(
+    ledger_url: str, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if ledger_url == ":memory:":
+        pytest.skip("an in-memory ledger has one writer by construction")
+    monkeypatch.setattr(caseledger.application, "_CATCH_UP_LIMIT", 3)
+    path = ledger_url
+    with Ledger.open(path, clock=clock, master_key=MASTER_KEY) as a:
+        register_dongducheon(a)
+        cases = [open_case(a, day) for day in (1, 2)]
+        assert [a.case(c).version for c in cases] == [1, 1]
+        with Ledger.open(path, clock=clock, master_key=MASTER_KEY) as b:
+            for day in (3, 4, 5):
+                b.record_supervision(cases[0], by=LEAD, at=kst(2022, 4, day))
+            b.record_supervision(cases[1], by=LEAD, at=kst(2022, 4, 6))
+        assert [a.case(c).version for c in cases] == [4, 2]
+        a.record_supervision(cases[1], by=LEAD, at=kst(2022, 4, 7))
+        assert a.case(cases[1]).version == 3
+
+
+def test_a_copy_of_a_case_is_independent_of_the_ledger(ledger: Ledger) -> None:
+    register_dongducheon(ledger)
+    case_id = open_case(ledger)
+    copy = ledger.case(case_id)
+    copy.links[UUID(int=1)] = None  # type: ignore[assignment]
+    copy.stage = None  # type: ignore[assignment]
+    again = ledger.case(case_id)
+    assert UUID(int=1) not in again.links
+    assert again.stage is not None
+    assert again.__dict__ == ledger.case(case_id).__dict__
+
+
+def test_a_batch_seals_for_many_households_and_refuses_an_erased_one(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    with Ledger.open(tmp_path / "ledger.db", clock=clock, master_key=MASTER_KEY) as ledger:
+        register_dongducheon(ledger)
+        known = ledger.discover_household(
+            dong="중앙동",
+            district="동두천시",
+            channel="outreach_visit",
+            by=BY,
+            at=kst(2022, 4, 1),
+            personal={"name": "가상인물-1"},
+        )
+        with ledger.batch():
+            households = [
+                ledger.discover_household(
+                    dong="중앙동",
+                    district="동두천시",
+                    channel="outreach_visit",
+                    by=BY,
+                    at=kst(2022, 4, 2),
+                    personal={"name": f"가상인물-{i}"},
+                )
+                for i in range(2, 5)
+            ]
+            ledger.record_consultation(
+                known,
+                method="visit",
+                outcome="information_only",
+                notes="메모",
+                by=BY,
+                at=kst(2022, 4, 2),
+            )
+        reader = ledger.reader(BY, terminal="t")
+        for i, household in enumerate([known, *households], start=1):
+            first = reader.household_history(household)[0]
+            assert first.personal == PersonalData(name=f"가상인물-{i}")  # type: ignore[attr-defined]
+        ledger.erase_household(known, reason="요청", by=LEAD, at=kst(2022, 4, 3))
+        before = len(ledger)
+        with pytest.raises(RuleViolation, match="erased"), ledger.batch():
+            ledger.discover_household(
+                dong="중앙동",
+                district="동두천시",
+                channel="outreach_visit",
+                by=BY,
+                at=kst(2022, 4, 3),
+                personal={"name": "가상인물-5"},
+            )
+            ledger.record_consultation(
+                known,
+                method="visit",
+                outcome="information_only",
+                notes="메모",
+                by=BY,
+                at=kst(2022, 4, 3),
+            )
+        assert len(ledger) == before
+
+
+def test_encoding_gives_the_bytes_of_the_model_dump(ledger: Ledger) -> None:
+    register_dongducheon(ledger)
+    case = open_case(ledger)
+    ledger.record_supervision(case, by=LEAD, at=kst(2022, 4, 2))
+    records = list(ledger.records())
+    assert len(records) > 10
+    for record in records:
+        event: Event = decode(record)
+        again = encode(event)
+        assert again.state == record.state
+        if event.redaction is None:
+            fields = event.model_dump(exclude={"originator_id", "originator_version"})
+            assert again.state == pack({"_v": type(event).class_version, **fields})
+
+
+def test_the_store_lists_what_was_appended_after_a_position(ledger: Ledger) -> None:
+    store = ledger.store
+    register_dongducheon(ledger)
+    start = len(ledger)
+    case = open_case(ledger)
+    changes = store.changes_after(start, 10)
+    assert changes is not None
+    assert [p for p, _, _ in changes] == list(range(start + 1, len(ledger) + 1))
+    assert (len(ledger), case, 1) == changes[-1]
+    assert store.changes_after(start, 1) == changes[:1]
+    assert store.changes_after(len(ledger), 10) == []
+    assert store.has_records(case)
+    assert not store.has_records(UUID(int=12345))

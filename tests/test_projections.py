@@ -7,6 +7,7 @@ Every expected figure below was counted by hand from the scenario's timeline in
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -25,9 +26,10 @@ from caseledger import (
 from caseledger.events import EVENT_CLASSES
 from caseledger.projections import PROJECTIONS
 from caseledger.projections.base import Projection
+from caseledger.projections.meetings import Meetings
 from caseledger.values import TAXONOMY_VERSION
-from tests.conftest import FixedClock
-from tests.scenarios import kst, scenario_1, scenario_2, scenario_3
+from tests.conftest import MASTER_KEY, FixedClock
+from tests.scenarios import kst, register_dongducheon, scenario_1, scenario_2, scenario_3
 
 
 @pytest.fixture(autouse=True)
@@ -538,3 +540,63 @@ def test_projections_off_keeps_no_read_models(clock: FixedClock) -> None:
         assert not any(t.startswith("caseledger_case") for t in tables)
     with pytest.raises(ConfigurationError, match="inline, follow, off"):
         Ledger.open(":memory:", projections="sometimes")
+
+
+def test_an_entry_that_occurred_before_its_case_was_opened_survives_a_rebuild(
+    ledger: Ledger,
+) -> None:
+    register_dongducheon(ledger)
+    by = "jungang-officer"
+    household = ledger.discover_household(
+        dong="중앙동", district="동두천시", channel="outreach_visit", by=by, at=kst(2023, 1, 2)
+    )
+    ledger.record_consultation(household, method="visit", outcome="intake", by=by,
+                               at=kst(2023, 1, 2), problems=["health"])  # fmt: skip
+    case = ledger.open_case(household, by=by, at=kst(2023, 1, 10))
+    # Assessed (recorded later) on a day before the case was opened: on the occurred
+    # axis it takes effect at the opening.
+    ledger.assess_needs(case, needs=[{"sub_domain": "health.physical", "urgency": 4}], by=by,
+                        at=kst(2023, 1, 5))  # fmt: skip
+    assert ledger.case_state(case, as_of=date(2023, 1, 10)).stage is Stage.ASSESSED
+    inline = ledger.projections.dump()
+    # One event per batch: the opening and the assessment are applied apart.
+    for batch_size in (1, 1000):
+        assert ledger.projections.rebuild(batch_size=batch_size) == len(ledger)
+        assert ledger.projections.dump() == inline
+
+
+def test_a_rebuild_on_sqlite_keeps_its_connection_settings(tmp_path: Path) -> None:
+    with Ledger.open(str(tmp_path / "ledger.db"), master_key=MASTER_KEY) as ledger:
+        scenario_1(ledger)
+        before = ledger.projections.dump()
+        ledger.rebuild()
+        assert ledger.projections.dump() == before
+        # Deleted content is still overwritten (the erasure of a data key relies on it),
+        # and the page cache is back to its default.
+        for _ in range(4):
+            assert ledger.store.query("PRAGMA secure_delete") == [(1,)]
+            assert ledger.store.query("PRAGMA cache_size") == [(-2000,)]
+
+
+def test_writes_after_a_failed_rebuild_still_update_every_read_model(
+    ledger: Ledger, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = scenario_1(ledger)
+
+    def fail(self: Meetings, tx: object, items: object) -> None:
+        raise RuntimeError("applying failed")
+
+    # The last projection fails: the others had begun their rebuild.
+    monkeypatch.setattr(Meetings, "apply", fail)
+    with pytest.raises(RuntimeError, match="applying failed"):
+        ledger.rebuild()
+    monkeypatch.undo()
+
+    clock.now = kst(2023, 3, 20, 9)
+    ledger.close_case(s.medical_case, meeting=s.meeting, reason="goal_achieved",
+                      by="jungang-officer", at=kst(2023, 3, 2))  # fmt: skip
+    assert ledger.case_state(s.medical_case).stage is Stage.CLOSED
+    assert ledger.case_state(s.medical_case, as_of=date(2023, 3, 15)).stage is Stage.CLOSED
+    inline = ledger.projections.dump()
+    ledger.rebuild()
+    assert ledger.projections.dump() == inline

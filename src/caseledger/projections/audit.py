@@ -11,7 +11,7 @@ never copied here: the trail can be shown to auditors without exposing them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
@@ -75,9 +75,12 @@ _MAX_LIMIT = 10_000
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is dict or isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items() if k not in PERSONAL_FIELDS}
-    if isinstance(value, tuple | list):
+    if kind is tuple or kind is list or isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
 
@@ -96,6 +99,39 @@ def _default(value: object) -> object:
     raise TypeError(msg)
 
 
+def _encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+    default=_default)``, without building an encoder per call."""
+    options = {
+        "ensure_ascii": False,
+        "sort_keys": True,
+        "separators": (",", ":"),
+        "default": _default,
+    }
+    fallback: Callable[[Any], str] = json.JSONEncoder(**options).encode  # type: ignore[arg-type]
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C encoder
+        return fallback
+    try:
+        # The arguments json.JSONEncoder.iterencode gives it for these options; without a
+        # circular-reference check, which stored fields (trees of plain values) never need.
+        iterencode = make(None, _default, json.encoder.encode_basestring, None, ":", ",",
+                          True, False, True)  # fmt: skip
+    except TypeError:  # pragma: no cover - another Python's private signature
+        return fallback
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    sample = {"b": [1, 2.5, None, True], "a": {"c": "가", "d": UUID(int=1)}}
+    if encode(sample) != fallback(sample):  # pragma: no cover - likewise
+        return fallback
+    return encode
+
+
+_encode = _encoder()
+
+
 def structural(fields: Mapping[str, Any]) -> str:
     """The structural fields of an event (no envelope, nothing personal) as JSON text."""
     kept: dict[str, Any] = {}
@@ -103,9 +139,11 @@ def structural(fields: Mapping[str, Any]) -> str:
         if k in _SKIPPED:
             continue
         kind = type(v)
-        # Top-level ids and times are converted here, as _default would, because the
-        # encoder's call back into Python for each of them costs more than the conversion.
-        if kind is UUID:
+        # Items carry ids and times as text already; a caller's own ids and times are
+        # converted here, as _default would (cheaper than the encoder's call back).
+        if kind is str:
+            pass
+        elif kind is UUID:
             v = str(v)
         elif kind is datetime:
             v = ts(v)
@@ -113,9 +151,28 @@ def structural(fields: Mapping[str, Any]) -> str:
             # Only containers can hold nested personal fields; scalars go as they are.
             v = _plain(v)
         kept[k] = v
-    return json.dumps(
-        kept, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_default
-    )
+    return _encode(kept)
+
+
+def _decision_changes(decision: Any) -> str:
+    """``json.dumps({"decision": ...}, separators=(",", ":"))`` of an agenda entry."""
+    if decision is None:
+        return '{"decision":null}'
+    return '{"decision":' + json.encoder.encode_basestring_ascii(str(decision)) + "}"
+
+
+# Which ids an event fills in besides its subject: by the kind of its aggregate.
+_CASE, _HOUSEHOLD, _MEETING, _OTHER = range(4)
+
+
+def _role(cls: type[Event]) -> int:
+    if issubclass(cls, CaseEvent):
+        return _CASE
+    if cls in _HOUSEHOLD_EVENTS:
+        return _HOUSEHOLD
+    if cls is CaseMeetingHeld:
+        return _MEETING
+    return _OTHER
 
 
 class Audit(Projection):
@@ -156,65 +213,45 @@ class Audit(Projection):
         ]
 
     def apply(self, tx: Tx, items: Sequence[Item]) -> None:
-        rows = []
+        rows: list[tuple[Any, ...]] = []
+        append = rows.append
+        roles = _ROLES
         for item in items:
-            f = item.fields
             cls = item.cls
-            if cls not in self.handles:
+            role = roles.get(cls)
+            if role is None:
                 continue
+            f = item.fields
             subject = item.subject
             case_id = household_id = meeting_id = None
-            if issubclass(cls, CaseEvent):
+            if role == _CASE:
                 case_id = subject
                 household_id = str(f["household_id"])
                 found = f.get("meeting_id")
                 meeting_id = str(found) if found is not None else None
-            elif cls in _HOUSEHOLD_EVENTS:
+            elif role == _HOUSEHOLD:
                 household_id = subject
-            elif cls is CaseMeetingHeld:
+            elif role == _MEETING:
                 meeting_id = subject
-            envelope = (
-                subject,
-                item.originator_version,
-                cls.__name__,
-                item.occurred,
-                item.recorded,
-                f["actor"],
-                f["organisation"],
-            )
-            versions = (f["policy_version"], f["taxonomy_version"])
-            rows.append(
-                (
-                    item.position,
-                    0,
-                    case_id,
-                    household_id,
-                    *envelope,
-                    meeting_id,
-                    *versions,
-                    structural(f),
-                )
-            )
-            if cls is CaseMeetingHeld:
+            name = cls.__name__
+            actor = f["actor"]
+            organisation = f["organisation"]
+            policy = f["policy_version"]
+            taxonomy = f["taxonomy_version"]
+            append(
+                (item.position, 0, case_id, household_id, subject, item.originator_version,
+                 name, item.occurred, item.recorded, actor, organisation, meeting_id, policy,
+                 taxonomy, structural(f))
+            )  # fmt: skip
+            if role == _MEETING:
                 # The meeting belongs in the trail of every case it discussed.
                 for n, entry in enumerate(f["agenda"], start=1):
-                    decision = entry.get("decision")
-                    changes = json.dumps(
-                        {"decision": None if decision is None else str(decision)},
-                        separators=(",", ":"),
-                    )
-                    rows.append(
-                        (
-                            item.position,
-                            n,
-                            str(entry["case_id"]),
-                            None,
-                            *envelope,
-                            meeting_id,
-                            *versions,
-                            changes,
-                        )
-                    )
+                    append(
+                        (item.position, n, str(entry["case_id"]), None, subject,
+                         item.originator_version, name, item.occurred, item.recorded, actor,
+                         organisation, meeting_id, policy, taxonomy,
+                         _decision_changes(entry.get("decision")))
+                    )  # fmt: skip
         tx.executemany(
             f"INSERT INTO {self.schema.t(_TABLE)} (position, item, case_id, household_id, "
             "subject_id, subject_version, event, occurred_at, recorded_at, actor, organisation, "
@@ -222,6 +259,10 @@ class Audit(Projection):
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
+
+
+#: The role of each audited event class (a class not here is not audited).
+_ROLES: dict[type[Event], int] = {cls: _role(cls) for cls in Audit.handles}
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """What every projection shares: the log entry it applies, table naming, time as text.
 
-A projection applies *items*: one stored record each, decoded once with
-:func:`caseledger.codec.decode_fields` (no validation: the log is trusted) into the
-event class and its raw field dict. The write hook and the rebuild both produce items
-from the stored bytes, so a projection has one apply path whatever drives it.
+A projection applies *items*: one stored record each, decoded once (no validation:
+the log is trusted) into the event class and its raw field dict, as
+:func:`caseledger.codec.decode_fields` gives it but with ids, times, dates and decimals
+already as the text projections store (see :class:`Item`). The write hook and the
+rebuild both produce items from the stored bytes, so a projection has one apply path
+whatever drives it.
 
 Times are stored as fixed-width ISO-8601 UTC text (``2022-02-09T05:00:00.000000Z``),
 so text order is time order on SQLite and PostgreSQL alike (PostgreSQL columns use
@@ -12,15 +14,18 @@ so text order is time order on SQLite and PostgreSQL alike (PostgreSQL columns u
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
 
+import msgpack
+
 from caseledger import codec
 from caseledger.errors import CorruptRecord, InvalidInput
-from caseledger.events import EVENT_CLASSES, Event
+from caseledger.events import EVENT_CLASSES, Event, topic_of
 from caseledger.store import Dialect, EventStore, Tx
 
 __all__ = [
@@ -51,6 +56,10 @@ class Item(NamedTuple):
 
     ``subject`` is the originator (aggregate) id as text; ``occurred`` and ``recorded``
     are the event's times as stored text (:func:`ts`): every projection needs them.
+    ``fields`` are the stored fields (upcast to the current class version) with every
+    value the codec stores as an extension type already as the text a projection
+    keeps: ids as ``str(uuid)``, times as :func:`ts`, dates as ISO text, decimals as
+    ``str(decimal)``; sealed personal values are None. Arrays are tuples.
     """
 
     position: int
@@ -65,19 +74,15 @@ class Item(NamedTuple):
     def of(cls, position: int, originator_id: Any, version: int, topic: str, state: bytes) -> Item:
         """Decode one stored record (trusted: no validation, only a located error)."""
         try:
-            event_cls, fields = codec.decode_fields(topic, state)
-            if isinstance(originator_id, str) and len(originator_id) == 32:
-                # SQLite stores ids as 32 hex digits; this is str(UUID(...)), without parsing.
-                h = originator_id.lower()
-                subject = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-            else:
-                subject = str(
-                    originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
-                )
+            event_cls, fields = _text_fields(topic, state)
+            occurred = fields["occurred_at"]
+            recorded = fields["recorded_at"]
+            if not (_is_time_text(occurred) and _is_time_text(recorded)):
+                msg = "occurred_at and recorded_at must be stored times"
+                raise CorruptRecord(msg)
             return cls(
-                position, subject, version, event_cls, fields, ts(fields["occurred_at"]),
-                ts(fields["recorded_at"]),
-            )  # fmt: skip
+                position, _subject(originator_id), version, event_cls, fields, occurred, recorded
+            )
         except (CorruptRecord, KeyError, TypeError, ValueError, AttributeError) as e:
             msg = (
                 f"log position {position} ({originator_id} version {version}) does not decode: "
@@ -85,6 +90,162 @@ class Item(NamedTuple):
                 "whether it was changed"
             )
             raise CorruptRecord(msg, position=position) from None
+
+
+# -- decoding for projections ---------------------------------------------------------------
+#
+# Projections keep ids and times as text, so stored extension values are decoded straight
+# to that text: no UUID or datetime object is built only to be formatted again.
+
+_DT_UNPACK = codec._DT.unpack
+_DATE_UNPACK = codec._DATE.unpack
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_TIME_TEXT_LENGTH = len(END)
+
+
+_DAY_MICROS = 86_400_000_000
+_MINUTE_MICROS = 60_000_000
+#: "YYYY-MM-DDT" by day since the epoch; at most a few thousand distinct days.
+_day_texts: dict[int, str] = {}
+_DAY_TEXTS_MAX = 100_000
+#: "HH:MM:" by minute of the day.
+_MINUTE_TEXTS = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+
+
+def _day_text(day: int) -> str:
+    if len(_day_texts) >= _DAY_TEXTS_MAX:
+        _day_texts.clear()
+    text = _day_texts[day] = (_NAIVE_EPOCH + timedelta(days=day)).date().isoformat() + "T"
+    return text
+
+
+def _time_text(data: bytes) -> str:
+    """:func:`ts` of a stored datetime, from its bytes.
+
+    The stored microseconds count from the Unix epoch in UTC whatever offset the value
+    was given in, so the UTC text follows from them alone.
+    """
+    day, micros = divmod(_DT_UNPACK(data)[0], _DAY_MICROS)
+    minute, micros = divmod(micros, _MINUTE_MICROS)
+    # Seconds and microseconds, zero-padded to "SSffffff" behind a leading 1.
+    digits = str(100_000_000 + micros)
+    prefix = _day_texts.get(day) or _day_text(day)
+    return f"{prefix}{_MINUTE_TEXTS[minute]}{digits[1:3]}.{digits[3:]}Z"
+
+
+def _uuid_text(data: bytes) -> str:
+    h = data.hex()
+    if len(h) != 32:
+        msg = "a stored UUID must be 16 bytes"
+        raise ValueError(msg)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _decimal_text(data: bytes) -> str:
+    return str(Decimal(data.decode("ascii")))
+
+
+def _date_text(data: bytes) -> str:
+    return date.fromordinal(_DATE_UNPACK(data)[0]).isoformat()
+
+
+def _sealed_text(data: bytes) -> None:
+    return None  # personal values are never opened for projections
+
+
+_TEXT_HOOKS: dict[int, Callable[[bytes], Any]] = {
+    codec._EXT_DECIMAL: _decimal_text,
+    codec._EXT_DATE: _date_text,
+    codec._EXT_SEALED: _sealed_text,
+}
+
+
+def _text_hook(
+    code: int,
+    data: bytes,
+    _dt: int = codec._EXT_DATETIME,
+    _uuid: int = codec._EXT_UUID,
+    _sealed: int = codec._EXT_SEALED,
+    _hooks: dict[int, Callable[[bytes], Any]] = _TEXT_HOOKS,
+    _unpack: Callable[[bytes], tuple[int, int]] = _DT_UNPACK,
+    _days: dict[int, str] = _day_texts,
+    _minutes: tuple[str, ...] = _MINUTE_TEXTS,
+) -> Any:
+    # The frequent cases first, with constants bound as locals: this runs for most values.
+    if code == _dt:
+        # _time_text, inline.
+        day, micros = divmod(_unpack(data)[0], 86_400_000_000)
+        minute, micros = divmod(micros, 60_000_000)
+        digits = str(100_000_000 + micros)
+        prefix = _days.get(day) or _day_text(day)
+        return f"{prefix}{_minutes[minute]}{digits[1:3]}.{digits[3:]}Z"
+    if code == _uuid and len(data) == 16:
+        h = data.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    if code == _sealed:
+        return None  # personal values are never opened for projections
+    hook = _hooks.get(code)
+    if hook is not None:
+        return hook(data)
+    if code == _uuid:
+        return _uuid_text(data)  # raises: wrong length
+    return msgpack.ExtType(code, data)
+
+
+def _as_text(value: Any) -> Any:
+    """``value`` from :func:`caseledger.codec.decode_fields` in the text form of items."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _as_text(v) for k, v in value.items()}
+    if kind is tuple or kind is list:
+        return kind(_as_text(v) for v in value)
+    if isinstance(value, datetime):
+        return ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    return value
+
+
+def _unpack_text(state: bytes) -> Any:
+    return msgpack.unpackb(
+        state, ext_hook=_text_hook, raw=False, use_list=False, strict_map_key=False
+    )
+
+
+#: Event class and its current version, by stored topic.
+_CLASSES: dict[str, tuple[type[Event], int]] = {
+    topic_of(c): (c, c.class_version) for c in EVENT_CLASSES
+}
+
+
+def _text_fields(topic: str, state: bytes) -> tuple[type[Event], dict[str, Any]]:
+    """Like :func:`caseledger.codec.decode_fields`, with values in the text form of items."""
+    found = _CLASSES.get(topic)
+    if found is not None:
+        try:
+            fields = _unpack_text(state)
+        except Exception:
+            fields = None
+        if type(fields) is dict and fields.pop("_v", 1) == found[1]:
+            return found[0], fields
+    # Anything else (an older version to upcast, or damage to report) takes the codec's
+    # careful path, and its values are converted afterwards.
+    event_cls, decoded = codec.decode_fields(topic, state)
+    return event_cls, _as_text(decoded)
+
+
+def _subject(originator_id: Any) -> str:
+    if isinstance(originator_id, str) and len(originator_id) == 32:
+        # SQLite stores ids as 32 hex digits; this is str(UUID(...)), without parsing.
+        h = originator_id.lower()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return str(originator_id if isinstance(originator_id, UUID) else UUID(originator_id))
+
+
+def _is_time_text(value: Any) -> bool:
+    return type(value) is str and len(value) == _TIME_TEXT_LENGTH and value[-1] == "Z"
 
 
 def ts(value: datetime) -> str:
@@ -195,8 +356,48 @@ def fetch_one(tx: Tx) -> tuple[Any, ...] | None:
 
 def decode_rows(rows: Sequence[tuple[Any, ...]]) -> list[Item]:
     """Items from ``(position, originator_id, version, topic, state)`` rows."""
+    items: list[Item] = []
+    append = items.append
+    classes = _CLASSES
+    unpackb = msgpack.unpackb
+    hook = _text_hook
+    new = Item.__new__
     of = Item.of
-    return [of(p, oid, v, topic, bytes(state)) for p, oid, v, topic, state in rows]
+    size = _TIME_TEXT_LENGTH
+    for position, oid, version, topic, state in rows:
+        found = classes.get(topic)
+        fields: Any = None
+        if found is not None:
+            try:
+                fields = unpackb(
+                    state, ext_hook=hook, raw=False, use_list=False, strict_map_key=False
+                )
+            except Exception:  # decoded again below, to name the record
+                fields = None
+        if found is not None and type(fields) is dict and fields.pop("_v", 1) == found[1]:
+            occurred = fields.get("occurred_at")
+            recorded = fields.get("recorded_at")
+            if (
+                type(occurred) is str
+                and type(recorded) is str
+                and len(occurred) == size
+                and len(recorded) == size
+            ):
+                if type(oid) is str and len(oid) == 32:
+                    h = oid.lower()
+                    subject = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+                else:
+                    subject = _subject(oid)
+                append(new(Item, position, subject, version, found[0], fields, occurred, recorded))
+                continue
+        # Anything else (an older version to upcast, or a record that does not decode
+        # and must be named) takes the careful path.
+        append(of(position, oid, version, topic, _bytes(state)))
+    return items
+
+
+def _bytes(state: Any) -> bytes:
+    return state if isinstance(state, bytes) else bytes(state)
 
 
 class Projection:
@@ -239,6 +440,13 @@ class Projection:
 
     def end_rebuild(self, tx: Tx) -> None:
         """Called after a rebuild replayed the whole log, in the same transaction."""
+
+    def cancel_rebuild(self) -> None:
+        """Called instead of :meth:`end_rebuild` when a rebuild fails (it is rolled back).
+
+        A projection that changed how it applies in :meth:`begin_rebuild` goes back to
+        applying incrementally here.
+        """
 
     @classmethod
     def check_coverage(cls) -> None:

@@ -174,16 +174,49 @@ class _T(NamedTuple):
     e: str | None
 
 
+_CASE_MANAGED = Track.CASE_MANAGED.value
+_LINKAGE_ONLY = Track.LINKAGE_ONLY.value
+_NOT_SELECTED = Track.NOT_SELECTED.value
+_IN_SERVICE = Stage.IN_SERVICE.value
+_PLANNED_STAGE = Stage.PLANNED.value
+_SELECTED = Stage.SELECTED.value
+_LINKED_STAGE = Stage.LINKED.value
+_LINKAGE_SELECTED = Stage.LINKAGE_SELECTED.value
+_NOT_SELECTED_STAGE = Stage.NOT_SELECTED.value
+_OPENED_STAGE = Stage.OPENED.value
+_ASSESSED_STAGE = Stage.ASSESSED.value
+#: Where fields sit in a _State tuple (for building the next state without _replace);
+#: ``stage_since`` follows ``stage``.
+_STAGE = _STATE_COLUMNS.index("stage")
+_MEETING_AT = _STATE_COLUMNS.index("meeting_at")
+_FOLLOW_UP_AT = _STATE_COLUMNS.index("follow_up_at")
+_LINKS = _STATE_COLUMNS.index("active_links")
+_new_state = tuple.__new__
+
+
+_new_transition = tuple.__new__
+
+
 def _stage_for_track(s: _State) -> str:
-    if s.track == Track.CASE_MANAGED.value:
+    track = s.track
+    if track == _CASE_MANAGED:
         if s.active_links:
-            return Stage.IN_SERVICE.value
-        return Stage.PLANNED.value if s.plan_at else Stage.SELECTED.value
-    if s.track == Track.LINKAGE_ONLY.value:
-        return Stage.LINKED.value if s.active_links else Stage.LINKAGE_SELECTED.value
-    if s.track == Track.NOT_SELECTED.value:
-        return Stage.NOT_SELECTED.value
+            return _IN_SERVICE
+        return _PLANNED_STAGE if s.plan_at else _SELECTED
+    if track == _LINKAGE_ONLY:
+        return _LINKED_STAGE if s.active_links else _LINKAGE_SELECTED
+    if track == _NOT_SELECTED:
+        return _NOT_SELECTED_STAGE
     return s.stage
+
+
+def _links_changed(s: _State, links: int, when: str) -> _State:
+    """``s`` with ``links`` active service links, and the stage that follows from them."""
+    n: _State = _new_state(_State, (*s[:_LINKS], links))
+    stage = _stage_for_track(n)
+    if stage == n[_STAGE]:
+        return n
+    return _new_state(_State, (*n[:_STAGE], stage, when, *n[_STAGE + 2 :]))
 
 
 def _moved(s: _State, stage: str, when: str) -> _State:
@@ -208,7 +241,7 @@ def _step(s: _State | None, t: _T, when: str) -> _State | None:
             district=t.c or "",
             organisation=t.d or "",
             worker=t.e or "",
-            stage=Stage.OPENED.value,
+            stage=_OPENED_STAGE,
             stage_since=when,
             track=None,
             level=None,
@@ -225,20 +258,19 @@ def _step(s: _State | None, t: _T, when: str) -> _State | None:
             active_links=0,
         )
     closed = s.stage == _CLOSED_STAGE
-    if kind == _CHECKED:
-        if t.a != "stop" or closed or not s.active_links:
-            return s
-        n = s._replace(active_links=s.active_links - 1)
-        return _moved(n, _stage_for_track(n), when)
+    # The frequent kinds first, building the next tuple directly (_replace is slow).
     if kind == _LINKED:
         if closed:
             return s
-        n = s._replace(active_links=s.active_links + 1)
-        return _moved(n, _stage_for_track(n), when)
+        return _links_changed(s, s.active_links + 1, when)
+    if kind == _CHECKED:
+        if t.a != "stop" or closed or not s.active_links:
+            return s
+        return _links_changed(s, s.active_links - 1, when)
     if kind == _MEETING:
-        return s._replace(meeting_at=when)
+        return _new_state(_State, (*s[:_MEETING_AT], when, *s[_MEETING_AT + 1 :]))
     if kind == _FOLLOW_UP:
-        return s._replace(follow_up_at=when)
+        return _new_state(_State, (*s[:_FOLLOW_UP_AT], when, *s[_FOLLOW_UP_AT + 1 :]))
     if kind == _TRANSFERRED:
         return s._replace(
             organisation=t.a or "", worker=t.b or "", dong=t.c or "", district=t.d or ""
@@ -260,14 +292,14 @@ def _step(s: _State | None, t: _T, when: str) -> _State | None:
             meeting_at=None,
             active_links=0,
         )
-        return _moved(n, Stage.OPENED.value, when)
+        return _moved(n, _OPENED_STAGE, when)
     if closed:
         return s
     if kind == _ASSESSED:
-        if s.stage != Stage.OPENED.value:
+        if s.stage != _OPENED_STAGE:
             return s
         n = s._replace(assessed_at=when)
-        return _moved(n, Stage.ASSESSED.value, when)
+        return _moved(n, _ASSESSED_STAGE, when)
     if kind == _CLASSIFIED:
         n = s._replace(track=t.a, level=t.b, classified_at=when)
         return _moved(n, _stage_for_track(n), when)
@@ -442,6 +474,9 @@ class Caseload(Projection):
             for t in (_RECORDED, _OCCURRED)
         }
         self._delete_occurred = f"DELETE FROM {s.t(_OCCURRED)} WHERE case_id = ?"
+        self._update_eff = (
+            f"UPDATE {s.t(_TRANSITIONS)} SET eff_at = ? WHERE case_id = ? AND position = ?"
+        )
         self._deferred = False
 
     def create_statements(self) -> list[str]:
@@ -476,35 +511,48 @@ class Caseload(Projection):
 
     def apply(self, tx: Tx, items: Sequence[Item]) -> None:
         raw: list[tuple[int, str, str, tuple[Any, ...]]] = []
+        handled = _HANDLED
         for item in items:
-            if item.cls not in _HANDLED:
+            if item.cls not in handled:
                 continue
+            position = item.position
             occurred = item.occurred
             recorded = item.recorded
             for found in _transitions_of(item):
-                raw.append((item.position, occurred, recorded, found))
+                raw.append((position, occurred, recorded, found))
         if not raw:
             return
         case_ids = sorted({r[3][0] for r in raw})
-        recorded_now = _load_current(tx, self.schema, _RECORDED, case_ids)
+        if self._deferred:
+            # A rebuild folds both axes once, at the end, from the stored transitions.
+            # A case opened in an earlier batch is not looked up: its transitions take
+            # effect when they occurred, and end_rebuild corrects the few that occurred
+            # before the opening.
+            recorded_now: dict[str, _Version] = {}
+            opened_at: dict[str, str] = {}
+        else:
+            recorded_now = _load_current(tx, self.schema, _RECORDED, case_ids)
+            opened_at = {cid: v.state.opened_at for cid, v in recorded_now.items()}
 
         # The recorded axis, in log order; it also gives each case's opening time,
         # from which transitions take effect on the occurred axis.
         by_case: dict[str, list[_T]] = defaultdict(list)
-        opened_at = {cid: v.state.opened_at for cid, v in recorded_now.items()}
         rows = []
+        new_t = _new_transition
         for position, occurred, recorded, (cid, kind, a, b, c, d, e) in raw:
             if kind == _OPENED:
                 opened_at[cid] = occurred
             opening = opened_at.get(cid)
             eff = occurred if opening is None or occurred >= opening else opening
-            t = _T(cid, position, occurred, recorded, eff, kind, a, b, c, d, e)
+            t = new_t(_T, (cid, position, occurred, recorded, eff, kind, a, b, c, d, e))
             by_case[cid].append(t)
             rows.append(t)
-        self._write(tx, _RECORDED, recorded_now, by_case, occurred_axis=False)
         if self._deferred:
+            # In key order: the transitions' primary key is (case_id, position).
+            rows.sort(key=_key_order)
             tx.executemany(self._insert_transition, rows)
             return
+        self._write(tx, _RECORDED, recorded_now, by_case, occurred_axis=False)
 
         stored_eff = _max_eff(tx, self.schema, case_ids)
         tx.executemany(self._insert_transition, rows)
@@ -528,37 +576,62 @@ class Caseload(Projection):
 
     def begin_rebuild(self, tx: Tx) -> None:
         # Backdated entries make the occurred axis refold cases again and again while
-        # the log is replayed; in a rebuild it is built once, at the end.
+        # the log is replayed, and the recorded axis would rewrite each case's latest
+        # version in every batch; in a rebuild both are folded once, at the end.
         self._deferred = True
+
+    def cancel_rebuild(self) -> None:
+        self._deferred = False
 
     def end_rebuild(self, tx: Tx) -> None:
         self._deferred = False
         after = ""
+        table = self.schema.t(_TRANSITIONS)
         while True:
             tx.execute(
-                f"SELECT DISTINCT case_id FROM {self.schema.t(_TRANSITIONS)} "
-                "WHERE case_id > ? ORDER BY case_id LIMIT 500",
+                f"SELECT DISTINCT case_id FROM {table} WHERE case_id > ? ORDER BY case_id "
+                "LIMIT 500",
                 (after,),
             )
             case_ids = [row[0] for row in fetch(tx)]
             if not case_ids:
                 return
             after = case_ids[-1]
+            # In primary key order (log order within each case): no sort in the database.
             tx.execute(
-                f"SELECT {_T_COLUMNS} FROM {self.schema.t(_TRANSITIONS)} "
-                f"WHERE case_id IN ({placeholders(len(case_ids))}) "
-                "ORDER BY case_id, eff_at, position",
+                f"SELECT {_T_COLUMNS} FROM {table} "
+                f"WHERE case_id IN ({placeholders(len(case_ids))}) ORDER BY case_id, position",
                 case_ids,
             )
             by_case: dict[str, list[_T]] = defaultdict(list)
+            new_t = _new_transition
             for row in fetch(tx):
-                by_case[row[0]].append(_T(*row))
-            rows = [
-                v.row()
-                for transitions in by_case.values()
-                for v in _advance(None, transitions, occurred_axis=True)
-            ]
-            tx.executemany(self._insert[_OCCURRED], rows)
+                by_case[row[0]].append(new_t(_T, row))
+            recorded = []
+            occurred = []
+            for transitions in by_case.values():
+                self._settle_eff(tx, transitions)
+                recorded += [v.row() for v in _advance(None, transitions, occurred_axis=False)]
+                transitions.sort(key=_eff_order)
+                occurred += [v.row() for v in _advance(None, transitions, occurred_axis=True)]
+            tx.executemany(self._insert[_RECORDED], recorded)
+            tx.executemany(self._insert[_OCCURRED], occurred)
+
+    def _settle_eff(self, tx: Tx, transitions: list[_T]) -> None:
+        """Give one case's transitions (in log order) their effective times, as apply does.
+
+        A rebuild applies each batch without looking up cases opened in earlier
+        batches; a transition that occurred before its case's opening takes effect at
+        the opening, so it is corrected here, stored and in ``transitions``.
+        """
+        opening = None
+        for i, t in enumerate(transitions):
+            if t.kind == _OPENED:
+                opening = t.occurred
+            eff = t.occurred if opening is None or t.occurred >= opening else opening
+            if eff != t.eff:
+                transitions[i] = t._replace(eff=eff)
+                tx.execute(self._update_eff, (eff, t.case_id, t.position))
 
     def _write(
         self,
@@ -590,12 +663,22 @@ def _load_current(
     for part in chunks(case_ids):
         tx.execute(
             f"SELECT {cols} FROM {schema.t(table)} "
-            f"WHERE case_id IN ({placeholders(len(part))}) AND vto = ?",
+            # "vto || ''": by primary key; the index on vto would visit every
+            # current version of every case to find these few.
+            f"WHERE case_id IN ({placeholders(len(part))}) AND vto || '' = ?",
             (*part, END),
         )
         for row in fetch(tx):
             found[row[0]] = _Version(row[0], row[1], row[2], row[3], _State(*row[4:]))
     return found
+
+
+def _eff_order(t: _T) -> tuple[str, int]:
+    return t.eff, t.position
+
+
+def _key_order(t: _T) -> tuple[str, int]:
+    return t.case_id, t.position
 
 
 def _max_eff(tx: Tx, schema: Schema, case_ids: Sequence[str]) -> dict[str, str]:

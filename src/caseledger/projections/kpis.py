@@ -218,90 +218,68 @@ class Kpis(Projection):
 
     def apply(self, tx: Tx, items: Sequence[Item]) -> None:
         households, cases = self._load(tx, items)
+        stored = {cid: tuple(state) for cid, state in cases.items()}
         hosts = organisation_places(
             tx, self.schema.prefix, [i.fields["host"] for i in items if i.cls is CaseMeetingHeld]
         )
         facts: list[tuple[Any, ...]] = []
         touched_households: set[str] = set()
         touched_cases: set[str] = set()
+        append = facts.append
         for item in items:
             cls = item.cls
             if cls not in _HANDLED:
                 continue
             f = item.fields
             subject = item.subject
-            head = (item.position, 0)
-            when = (item.occurred, item.recorded)
-            who = (f["organisation"], f["actor"])
+            position = item.position
+            occurred = item.occurred
+            recorded = item.recorded
             if cls is HouseholdDiscovered:
                 households[subject] = (f["dong"], f["district"])
                 touched_households.add(subject)
-                facts.append(
-                    (
-                        *head,
-                        "discovery",
-                        *when,
-                        f["dong"],
-                        f["district"],
-                        *who,
-                        None,
-                        str(f["channel"]),
-                        None,
-                        None,
-                        None,
-                    )
-                )
+                append(
+                    (position, 0, "discovery", occurred, recorded, f["dong"], f["district"],
+                     f["organisation"], f["actor"], None, str(f["channel"]), None, None, None)
+                )  # fmt: skip
                 continue
             if cls is ConsultationRecorded:
                 dong, district = households[subject]
-                facts.append(
-                    (
-                        *head,
-                        "consultation",
-                        *when,
-                        dong,
-                        district,
-                        *who,
-                        None,
-                        str(f["method"]),
-                        str(f["outcome"]),
-                        None,
-                        None,
-                    )
-                )
+                append(
+                    (position, 0, "consultation", occurred, recorded, dong, district,
+                     f["organisation"], f["actor"], None, str(f["method"]), str(f["outcome"]),
+                     None, None)
+                )  # fmt: skip
                 continue
             if cls is CaseMeetingHeld:
-                host_dong, host_district = hosts.get(f["host"], (None, None))
-                where = (host_dong, host_district, f["host"], f["actor"])
+                host = f["host"]
+                host_dong, host_district = hosts.get(host, (None, None))
+                actor = f["actor"]
                 agenda = f["agenda"]
-                facts.append(
-                    (*head, "meeting", *when, *where, None, str(f["kind"]), None, len(agenda), None)
-                )
+                append(
+                    (position, 0, "meeting", occurred, recorded, host_dong, host_district, host,
+                     actor, None, str(f["kind"]), None, len(agenda), None)
+                )  # fmt: skip
                 for n, entry in enumerate(agenda, start=1):
                     if entry.get("decision") is not None:
-                        facts.append(
-                            (
-                                item.position,
-                                n,
-                                "meeting_decision",
-                                *when,
-                                *where,
-                                str(entry["case_id"]),
-                                str(entry["decision"]),
-                                None,
-                                None,
-                                None,
-                            )
-                        )
+                        append(
+                            (position, n, "meeting_decision", occurred, recorded, host_dong,
+                             host_district, host, actor, str(entry["case_id"]),
+                             str(entry["decision"]), None, None, None)
+                        )  # fmt: skip
                 continue
             # Case events: the case's dong and district as they stand at this event.
             if cls is CaseOpened:
-                cases[subject] = [f["dong"], f["district"], when[0], 0]
+                cases[subject] = [f["dong"], f["district"], occurred, 0]
             state = cases[subject]
             touched_cases.add(subject)
             kind: str
             a = b = since = None
-            if cls is CaseOpened:
+            if cls is ServiceLinked:
+                kind, a, b = "service_link", str(f["sector"]), f["provider"]
+            elif cls is ServiceChecked:
+                kind, a, b = "service_check", str(f["decision"]), str(f["method"])
+            elif cls is CaseOpened:
                 kind = "case_opened"
             elif cls is CaseClassified:
                 kind, a, b = "selection", str(f["track"]), str(f["level"])
@@ -310,28 +288,31 @@ class Kpis(Projection):
                 if not state[3]:
                     since = state[2]
                     state[3] = 1
-            elif cls is ServiceLinked:
-                kind, a, b = "service_link", str(f["sector"]), f["provider"]
-            elif cls is ServiceChecked:
-                kind, a, b = "service_check", str(f["decision"]), str(f["method"])
             elif cls is ReferralSent:
                 kind, a = "referral_sent", f["to_organisation"]
             elif cls is CaseClosed:
                 kind, a, since = "closure", str(f["reason"]), state[2]
             elif cls is CaseReopened:
                 kind = "reopened"
-                state[2], state[3] = when[0], 0
+                state[2], state[3] = occurred, 0
             elif cls is CaseTransferred:
                 kind = "transfer"
                 state[0], state[1] = f["to_dong"], f["to_district"]
             else:
                 kind = _SIMPLE_CASE_FACTS[cls]
-            facts.append((*head, kind, *when, state[0], state[1], *who, subject, a, b, None, since))
+            append(
+                (position, 0, kind, occurred, recorded, state[0], state[1], f["organisation"],
+                 f["actor"], subject, a, b, None, since)
+            )  # fmt: skip
         tx.executemany(self._insert_fact, facts)
         tx.executemany(
             self._upsert_household, [(h, *households[h]) for h in sorted(touched_households)]
         )
-        tx.executemany(self._upsert_case, [(c, *cases[c]) for c in sorted(touched_cases)])
+        # A case whose row would not change (most events: links, checks) is not written.
+        tx.executemany(
+            self._upsert_case,
+            [(c, *cases[c]) for c in sorted(touched_cases) if stored.get(c) != tuple(cases[c])],
+        )
 
     def _load(
         self, tx: Tx, items: Sequence[Item]

@@ -20,7 +20,6 @@ What a de-identified export does (``docs/exports.md`` says what it does *not* pr
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -141,26 +140,30 @@ class Deidentifier:
         times = [c.name for c in columns if c.protect == "time"] if self.coarsen_dates else []
         dropped = [c.name for c in columns if c.dropped_when_deidentified]
         pseudonym = self.pseudonym
+        groups = (("id", ids), ("ids", lists), ("event_id", events), ("time", times),
+                  ("drop", dropped))  # fmt: skip
+        kinds = {name: kind for kind, names in groups for name in names}
+        protected = frozenset(kinds)
 
         def transform(row: dict[str, Any]) -> None:
-            for name in ids:
-                value = row.get(name)
-                if value is not None:
+            # Rows are sparse: visit only the protected columns this row has.
+            for name in row.keys() & protected:
+                kind = kinds[name]
+                if kind == "drop":
+                    del row[name]
+                    continue
+                value = row[name]
+                if value is None:
+                    continue
+                if kind == "id":
                     row[name] = pseudonym(value)
-            for name in lists:
-                value = row.get(name)
-                if value:
-                    row[name] = self.ids(value)
-            for name in events:
-                value = row.get(name)
-                if value is not None:
+                elif kind == "ids":
+                    if value:
+                        row[name] = self.ids(value)
+                elif kind == "event_id":
                     row[name] = self.event_id(value)
-            for name in times:
-                value = row.get(name)
-                if value is not None:
+                else:
                     row[name] = self.coarse(value)
-            for name in dropped:
-                row.pop(name, None)
 
         return transform
 
@@ -175,5 +178,5 @@ def _pseudonym(key: bytes, value: UUID | str) -> str:
     # Ids reach here as UUIDs or as their canonical text (lower-case, hyphenated):
     # both are keyed on that text, so the same id always gets the same pseudonym.
     data = str(value).encode("ascii", "backslashreplace")
-    digest = hmac.new(key, _DOMAIN + data, hashlib.sha256).hexdigest()
-    return digest[:_PSEUDONYM_HEX]
+    # hmac.digest: the one-shot HMAC, the same bytes as hmac.new(...).digest(), faster.
+    return hmac.digest(key, _DOMAIN + data, "sha256").hex()[:_PSEUDONYM_HEX]

@@ -288,10 +288,17 @@ class LogEvent(NamedTuple):
         return value
 
 
+#: Aggregate ids kept as UUIDs while reading the log (an aggregate's events recur).
+_ID_CACHE = 1 << 15
+
+
 def read_log(store: EventStore, *, batch_size: int = 5000) -> Iterator[LogEvent]:
     """The log as it is when called (later writes are not read), in position order."""
     stop = store.max_position()
     if stop == 0:
+        return
+    if store.dialect == "sqlite":
+        yield from _read_sqlite(store, stop, batch_size)
         return
     for record in store.iter_log(1, stop=stop, batch_size=batch_size):
         cls, fields = decode_fields(record.topic, record.state)
@@ -299,6 +306,32 @@ def read_log(store: EventStore, *, batch_size: int = 5000) -> Iterator[LogEvent]
         if not isinstance(originator, UUID):
             originator = UUID(str(originator))
         yield LogEvent(record.id, cls, originator, record.originator_version, fields)
+
+
+def _read_sqlite(store: EventStore, stop: int, batch_size: int) -> Iterator[LogEvent]:
+    """:func:`read_log` on SQLite: the rows as plain tuples, a page per short transaction."""
+    table = store.recorder.events_table_name  # ours, never input
+    sql = (
+        f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "  # noqa: S608
+        "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
+    )
+    ids: dict[Any, UUID] = {}
+    after = 0
+    while after < stop:
+        with store.transaction(commit=False) as tx:
+            rows = tx.stream(sql, (after, stop, batch_size), size=batch_size)
+            page = [row for chunk in rows for row in chunk]
+        if not page:
+            return
+        if len(ids) > _ID_CACHE:
+            ids.clear()
+        for position, originator_id, version, topic, state in page:
+            originator = ids.get(originator_id)
+            if originator is None:
+                originator = ids[originator_id] = UUID(str(originator_id))
+            cls, fields = decode_fields(topic, state)
+            yield LogEvent(position, cls, originator, version, fields)
+        after = page[-1][0]
 
 
 @dataclass(frozen=True)
@@ -374,6 +407,19 @@ class Places:
         #: worker code → (role, organisation)
         self.workers: dict[str, tuple[str, str]] = {}
         self._strings: dict[str, str] = {}
+        self._ids: dict[int, str] = {}
+
+    def text(self, value: UUID) -> str:
+        """``str(value)``, kept for the ids that recur (a bounded cache)."""
+        if type(value) is not UUID:
+            return str(value)
+        ids = self._ids
+        text = ids.get(value.int)
+        if text is None:
+            if len(ids) >= _ID_CACHE:
+                ids.clear()
+            text = ids[value.int] = str(value)
+        return text
 
     def _intern(self, text: str) -> str:
         # Dong and district names repeat for every household: keep one copy of each.
@@ -426,17 +472,27 @@ _PLANS: dict[type[Event], tuple[str, tuple[tuple[str, str], ...], tuple[Shaper, 
 }
 
 
+_NOWHERE: tuple[None, None] = (None, None)
+
+
 def event_row(event: LogEvent, places: Places) -> dict[str, Any]:
     """The events-table row of ``event`` (call after ``places.update(event)``)."""
     cls, f = event.cls, event.fields
     kind, scalars, shapers = _PLANS[cls]
-    oid = str(event.originator_id)
-    dong, district = places.where(event)
+    text = places.text
+    oid = text(event.originator_id)
+    # Places.where, with the class tests already made by the plan's kind.
+    if kind == "case":
+        dong, district = places.cases.get(event.originator_id, _NOWHERE)
+    elif kind == "household":
+        dong, district = places.households.get(event.originator_id, _NOWHERE)
+    else:
+        dong, district = places.where(event)
     acting = f["organisation"]
     organisation = places.organisations.get(acting)
     worker = places.workers.get(f["actor"])
     if kind == "case":
-        household: str | None = str(f["household_id"])
+        household: str | None = text(f["household_id"])
     else:
         household = oid if kind == "household" else None
     row: dict[str, Any] = {
@@ -462,7 +518,7 @@ def event_row(event: LogEvent, places: Places) -> dict[str, Any]:
     for field, column in scalars:
         value = f.get(field)
         if value is not None:
-            row[column] = str(value) if type(value) is UUID else value
+            row[column] = text(value) if type(value) is UUID else value
     for shaper in shapers:
         shaper(f, row)
     if cls is CaseMeetingHeld:

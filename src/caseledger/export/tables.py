@@ -79,10 +79,28 @@ def record_batches(
     for row in rows:
         chunk.append(row)
         if len(chunk) >= batch_size:
-            yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+            yield _batch(pa, chunk, schema)
             chunk = []
     if chunk:
-        yield pa.RecordBatch.from_pylist(chunk, schema=schema)
+        yield _batch(pa, chunk, schema)
+
+
+def _batch(pa: Any, chunk: list[dict[str, Any]], schema: pa.Schema) -> pa.RecordBatch:
+    """``pa.RecordBatch.from_pylist(chunk, schema=schema)``, faster for sparse rows.
+
+    Rows of the wide events table hold a fifth of its columns: each row's own keys are
+    put in place in columns of nulls, instead of looking up every column in every row.
+    """
+    count = len(chunk)
+    columns: dict[str, list[Any]] = {name: [None] * count for name in schema.names}
+    try:
+        for i, row in enumerate(chunk):
+            for name, value in row.items():
+                columns[name][i] = value
+    except KeyError:  # a key outside the schema: from_pylist leaves it out
+        return pa.RecordBatch.from_pylist(chunk, schema=schema)
+    arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def table_rows(

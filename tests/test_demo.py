@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import random
 import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
+from itertools import islice
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
 
 from caseledger import InvalidInput, Ledger
 from caseledger import commands as c
-from caseledger.demo import DemoClock, DemoSummary, commands, generate
+from caseledger._progress import ProgressBar, showing
+from caseledger.cli import main
+from caseledger.demo import DemoClock, DemoSummary, _District, commands, generate, size
 from caseledger.events import (
     CaseClassified,
     CaseClosed,
@@ -176,8 +184,13 @@ _EVENT_OF = {
 
 def expected_log(dongs: int, seed: int) -> list[tuple[str, UUID]]:
     """The (event type, aggregate id) the demo's commands must record, in order."""
+    return expected_log_of(commands(dongs=dongs, seed=seed))
+
+
+def expected_log_of(stream: Iterator[tuple[object, Any]]) -> list[tuple[str, UUID]]:
+    """The (event type, aggregate id) the commands of ``stream`` must record, in order."""
     out = []
-    for _, command in commands(dongs=dongs, seed=seed):
+    for _, command in stream:
         if isinstance(command, c.RegisterOrganisation):
             aggregate = organisation_id(command.code)
         elif isinstance(command, c.RegisterWorker):
@@ -210,3 +223,167 @@ def test_a_seed_records_the_same_log_on_every_backend(ledger_url: str) -> None:
     assert months[0] == (2021, 12)  # registration, the day before the first day
     assert months == sorted(set(months))
     assert (2022, 12) in months
+
+
+def test_the_stages_in_the_summary_are_the_ledgers(
+    district: tuple[Ledger, DemoSummary, list[Event]],
+) -> None:
+    ledger, summary, events = district
+    opened = [e.case_id for e in events if isinstance(e, CaseOpened)]
+    assert summary.cases_by_stage == dict(
+        sorted(Counter(ledger.case(case_id).stage.value for case_id in opened).items())
+    )
+
+
+@pytest.mark.parametrize(
+    ("events", "dongs", "years", "sized"),
+    [
+        (1, None, None, (17, 1)),
+        (25_500, None, None, (17, 1)),
+        (100_000, None, None, (67, 1)),
+        (1_000_000, None, None, (167, 4)),
+        (6_000_000, None, None, (200, 20)),
+        (1_000_000, 100, None, (100, 7)),
+        (1_000_000, None, 4, (167, 4)),
+        (10_000, 1, 7, (1, 7)),
+    ],
+)
+def test_events_size_the_district(
+    events: int, dongs: int | None, years: int | None, sized: tuple[int, int]
+) -> None:
+    assert size(events, dongs=dongs, years=years) == sized
+    found_dongs, found_years = sized
+    assert found_dongs * found_years * 1_500 >= events  # room for the events asked for
+
+
+@pytest.mark.parametrize(
+    ("events", "dongs", "years", "message"),
+    [
+        (0, None, None, "events: must be at least 1"),
+        (6_000_001, None, None, "events: at most 6,000,000"),
+        (1_000_000, 1, None, "1 dong would take 667 years"),
+        (1_000_000, None, 1, "1 year would take 667 dongs"),
+        (1_000_000, 2, 3, "2 dongs over 3 years are too few"),
+        (10, 0, None, "dongs: must be between 1 and 200"),
+    ],
+)
+def test_impossible_event_counts_are_refused(
+    events: int, dongs: int | None, years: int | None, message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        size(events, dongs=dongs, years=years)
+    with Ledger.open(":memory:") as ledger:
+        with pytest.raises(InvalidInput, match=re.escape(message)):
+            generate(ledger, events=events, dongs=dongs, years=years)
+        assert len(ledger) == 0
+
+
+def test_events_records_exactly_that_many_the_start_of_the_sized_district() -> None:
+    batches: list[tuple[date, int]] = []
+    clock = DemoClock()
+    with Ledger.open(":memory:", clock=clock, master_key=MASTER_KEY) as ledger:
+        summary = generate(
+            ledger, events=1_234, seed=3, clock=clock, batch_size=500,
+            on_batch=lambda day, done: batches.append((day, done)),
+        )  # fmt: skip
+        log = [(r.topic.rsplit(":", 1)[1], UUID(str(r.originator_id))) for r in ledger.records()]
+        *_, final = ledger.events()
+    assert summary.events == summary.commands == len(log) == 1_234
+    assert sum(summary.events_by_type.values()) == 1_234
+    # The same seed gives the same log: the first events of the 17-dong district's year.
+    assert summary.dongs == 17
+    assert log == _expected(commands(dongs=17, seed=3), 1_234)
+    assert summary.end == final.event.recorded_at.date() < date(2022, 12, 31)
+    assert [done for _, done in batches] == [500, 1_000, 1_234]
+    assert batches[-1][0] == summary.end
+
+
+def test_events_beyond_what_the_given_district_records_is_an_error() -> None:
+    # Seed 11's single dong records fewer than 1,500 events a year: two years are short.
+    with Ledger.open(":memory:", master_key=MASTER_KEY) as ledger:
+        with pytest.raises(InvalidInput, match="recorded only 1,947 of the 3,000 events"):
+            generate(ledger, events=3_000, dongs=1, seed=11)
+        assert len(ledger) == 1_947
+
+
+def test_a_wait_past_the_calendar_is_past_the_end() -> None:
+    # A recurring service link can draw a wait of over a year; it used to overrun the
+    # calendar (an IndexError with 170 dongs). Now it lands past the end, never happens.
+    district = _District(random.Random(0), 1, date(2022, 1, 1), date(2022, 12, 31))
+    assert district.after(date(2022, 12, 30), 10_000) > district.end
+    district.later(date(2022, 12, 30), 10_000, 10_000, lambda day: None)
+    assert not district.todo
+
+
+def test_the_demo_command_records_exactly_n_events_and_shows_progress_when_asked(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "demo.db")
+    code, out, err = _cli("--db", db, "demo", "--events", "300", "--format", "json")
+    assert code == 0, err
+    assert '"events": 300' in out
+    assert "events/s" not in err
+    assert "\r" not in err
+    with Ledger.open(db) as ledger:
+        assert len(ledger) == 300
+    db = str(tmp_path / "shown.db")
+    code, out, err = _cli("--db", db, "demo", "--events", "300", "--progress")
+    assert code == 0, err
+    assert "[########################] 100%  300/300 events" in err
+    assert err.endswith("\n")
+    db = str(tmp_path / "refused.db")
+    code, out, err = _cli("--db", db, "demo", "--events", "1000000", "--dongs", "1")
+    assert code == 1
+    assert out == ""
+    assert err.splitlines() == [
+        "caseledger: error: events: 1,000,000 events need 667 dong-years (counting 1,500 "
+        "events a dong and year); 1 dong would take 667 years (at most 20)"
+    ]
+    assert not Path(db).exists()  # refused before anything was written
+    code, out, err = _cli("--db", db, "demo", "--events", "0")
+    assert code == 2
+    assert "argument --events: must be at least 1" in err
+
+
+def test_the_progress_bar_draws_on_a_terminal_or_when_forced_a_few_times_a_second() -> None:
+    quiet = io.StringIO()
+    assert not showing(quiet)
+    assert showing(quiet, True)
+    assert not showing(quiet, False)
+    with ProgressBar(10, stream=quiet) as bar:
+        bar.update(5)
+    assert quiet.getvalue() == ""  # not a terminal, not forced
+    now = [100.0]
+    out = io.StringIO()
+    with ProgressBar(1_000, stream=out, show=True, width=10, clock=lambda: now[0]) as bar:
+        now[0] = 110.0
+        bar.update(250, "2022-03")
+        now[0] = 110.1
+        bar.update(300)  # too soon after the last: not drawn
+        assert out.getvalue().count("\r") == 1
+        now[0] = 120.0
+        bar.update(500)
+    lines = out.getvalue().split("\r")[1:]
+    assert lines[0] == "[##--------]  25%  250/1,000 events  25/s  ETA 30s  2022-03\033[K"
+    assert lines[1] == "[#####-----]  50%  500/1,000 events  25/s  ETA 20s\033[K\n"
+    out = io.StringIO()
+    bar = ProgressBar(stream=out, show=True, unit="rows", clock=lambda: now[0])
+    now[0] += 3_600
+    bar.update(7_200, fraction=0.5)
+    assert bar.line() == "[############------------]  50%  7,200 rows  2/s  ETA 1h00m"
+    bar.update(9_000)
+    assert bar.line() == "9,000 rows  2/s"
+    bar.close()
+    bar.close()
+    assert out.getvalue().count("\n") == 1
+
+
+def _expected(stream: Iterator[tuple[object, Any]], n: int) -> list[tuple[str, UUID]]:
+    return expected_log_of(islice(stream, n))
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()

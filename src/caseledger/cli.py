@@ -48,6 +48,7 @@ from caseledger._format import (
     write_record,
     write_rows,
 )
+from caseledger._progress import ProgressBar
 from caseledger._version import __version__
 from caseledger.application import Ledger
 from caseledger.codec import decode_fields
@@ -273,18 +274,54 @@ def _english(cls: type[Event]) -> str:
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dongs", type=_positive, default=17, help="dongs in the district (17)")
-    parser.add_argument("--years", type=_positive, default=1, help="years to simulate (1)")
+    parser.add_argument(
+        "--events",
+        type=_positive,
+        metavar="N",
+        help="record exactly N events: the simulation stops there. Alone, it sizes the "
+        "district: 17 dongs over one year while that reaches N, then up to "
+        f"{demo_module.MAX_DONGS} dongs, then more years; with --dongs the years are chosen, "
+        "with --years the dongs, with both they are checked (counting "
+        f"{demo_module.EVENTS_PER_DONG_YEAR:,} events a dong and year; at most "
+        f"{demo_module.MAX_DONGS * demo_module.MAX_YEARS * demo_module.EVENTS_PER_DONG_YEAR:,})",
+    )
+    parser.add_argument(
+        "--dongs", type=_positive, help="dongs in the district (17; with --events, chosen)"
+    )
+    parser.add_argument(
+        "--years",
+        type=_positive,
+        help="years to simulate (1; with --events, chosen, and the most simulated)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0): same seed, same log")
     parser.add_argument("--start-year", type=int, default=2022, help="first simulated year (2022)")
     parser.add_argument(
         "--batch-size", type=_positive, default=1000, help="commands per transaction (1000)"
     )
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        action="store_const",
+        const=True,
+        help="show a progress bar on stderr (default: only when stderr is a terminal)",
+    )
+    shown.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_const",
+        const=False,
+        help="never show the progress bar",
+    )
 
 
 def _demo(ctx: Context) -> int:
     args = ctx.args
-    start, end = demo_module.period(args.start_year, args.years)
+    dongs, years, events = args.dongs, args.years, args.events
+    if events is not None:  # refused before anything is written
+        dongs, years = demo_module.size(events, dongs=dongs, years=years)
+    dongs = 17 if dongs is None else dongs
+    years = 1 if years is None else years
+    start, end = demo_module.period(args.start_year, years)
     today = datetime.now(UTC).date()
     if end + demo_module.MAX_RECORDING_DELAY >= today:
         msg = (
@@ -309,21 +346,24 @@ def _demo(ctx: Context) -> int:
     if path is None and len(ledger):
         msg = f"{ctx.db} already holds {len(ledger):,} events; the demo needs an empty ledger"
         raise CommandLineError(msg)
+    days = (end - start).days + 1
+    with ProgressBar(events, stream=ctx.err, show=args.progress) as bar:
 
-    def progress(day: Any, commands: int) -> None:
-        ctx.progress(f"{day:%Y-%m}  {commands:,} commands")
+        def progress(day: Any, commands: int) -> None:
+            share = None if events else ((day - start).days + 1) / days
+            bar.update(commands, f"{day:%Y-%m}", fraction=share)
 
-    summary = demo_module.generate(
-        ledger,
-        dongs=args.dongs,
-        years=args.years,
-        seed=args.seed,
-        start_year=args.start_year,
-        clock=clock,
-        batch_size=args.batch_size,
-        progress=progress,
-    )
-    ctx.progress_done()
+        summary = demo_module.generate(
+            ledger,
+            dongs=dongs,
+            years=years,
+            seed=args.seed,
+            start_year=args.start_year,
+            clock=clock,
+            batch_size=args.batch_size,
+            events=events,
+            on_batch=progress,
+        )
     _write_demo_summary(ctx, summary)
     return 0
 
@@ -1179,7 +1219,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "write",
         "Simulates one fictional district (dong welfare centres, the district Hope Welfare "
         "Support Team, private partners) and records it through the ledger's commands, with "
-        "simulated recording times. The same --seed gives the same log.",
+        "simulated recording times. The same --seed gives the same log (and with --events, "
+        "the same N and --seed). A progress bar shows on stderr when it is a terminal.",
     ),
     Subcommand(
         "history",

@@ -35,6 +35,11 @@ and pass it to :func:`generate`, which moves it to each entry's simulated record
     with Ledger.open(":memory:", clock=clock) as ledger:
         summary = generate(ledger, clock=clock, dongs=2)
 
+``generate(ledger, events=1_000_000)`` records exactly that many events, in a district
+sized for them (:func:`size`); the simulation stops there. Memory stays flat however many
+events are recorded: the simulation keeps only what is still to happen (cases open,
+entries awaiting their late recording time, and ordering marks of the last weeks).
+
 The ledger must be empty (the district's organisations are registered first), and it
 needs a master key for the (fake) personal fields: an in-memory ledger makes its own;
 ``caseledger demo`` creates a key file beside a new SQLite file.
@@ -47,13 +52,14 @@ import math
 import random
 import time
 import uuid
+from bisect import bisect
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
 from itertools import accumulate
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from caseledger import commands as c
@@ -63,14 +69,18 @@ from caseledger.events import Event
 
 __all__ = [
     "DISTRICT",
+    "EVENTS_PER_DONG_YEAR",
     "KST",
+    "MAX_DONGS",
     "MAX_RECORDING_DELAY",
+    "MAX_YEARS",
     "DemoClock",
     "DemoSummary",
     "Progress",
     "commands",
     "generate",
     "period",
+    "size",
 ]
 
 #: Korea Standard Time (no daylight saving since 1988).
@@ -80,9 +90,17 @@ DISTRICT = "한빛구"
 #: The latest an entry is recorded after it happened (plus minutes for ordering).
 MAX_RECORDING_DELAY = timedelta(days=62)
 
-#: Called about once per simulated month with the day reached and the commands so far.
+#: The most dongs a demo district has.
+MAX_DONGS = 200
+#: The most years a demo simulates.
+MAX_YEARS = 20
+#: Events per dong and simulated year that :func:`size` counts on (a lower bound).
+EVENTS_PER_DONG_YEAR = 1_500
+
+#: Called with the day reached and the commands recorded so far.
 Progress = Callable[[date, int], None]
 
+_T = TypeVar("_T")
 _PREFIX = "hb"
 _CRITERIA = "hanbit-selection-criteria-v2"
 _RISK_INSTRUMENT = "위기도 척도"
@@ -164,6 +182,7 @@ _CLOSURE_REASONS = (
     ("death", 3),
     ("other", 5),
 )
+_ELDERLY_PARTNERS = ((f"{_PREFIX}-senior", 3), (f"{_PREFIX}-dementia", 2))
 _REJECTIONS = (
     "정원 초과로 대기 필요",
     "서비스 대상 기준에 해당하지 않음",
@@ -221,7 +240,11 @@ class DemoClock:
 
 @dataclass(frozen=True)
 class DemoSummary:
-    """What :func:`generate` recorded."""
+    """What :func:`generate` recorded.
+
+    ``start`` and ``end``: the first and last simulated day (with ``events``, the day the
+    last event was recorded, when that comes before the end of the last year).
+    """
 
     district: str
     dongs: int
@@ -248,10 +271,10 @@ def period(start_year: int, years: int) -> tuple[date, date]:
 
 def _check(dongs: int, years: int, start_year: int) -> None:
     problems = []
-    if not 1 <= dongs <= 200:
-        problems.append(("dongs", f"must be between 1 and 200, not {dongs}"))
-    if not 1 <= years <= 20:
-        problems.append(("years", f"must be between 1 and 20, not {years}"))
+    if not 1 <= dongs <= MAX_DONGS:
+        problems.append(("dongs", f"must be between 1 and {MAX_DONGS}, not {dongs}"))
+    if not 1 <= years <= MAX_YEARS:
+        problems.append(("years", f"must be between 1 and {MAX_YEARS}, not {years}"))
     if not 1990 <= start_year <= 2100:
         problems.append(("start_year", f"must be between 1990 and 2100, not {start_year}"))
     if problems:
@@ -282,16 +305,137 @@ _RESULT_EVENTS: dict[type[Any], str] = {
 }
 
 
+def size(events: int, *, dongs: int | None = None, years: int | None = None) -> tuple[int, int]:
+    """The dongs and years :func:`generate` simulates to record ``events`` events.
+
+    The sizing counts on :data:`EVENTS_PER_DONG_YEAR` events per dong and simulated year
+    (fewer than the district records: about 1,950 over one year, more over several), so
+    the simulation reaches ``events`` before its period ends, and stops there. Given
+    neither, the district is the default 17 dongs over one year while that is enough,
+    then more dongs (up to 200), then more years; given ``dongs``, the years are chosen;
+    given ``years``, the dongs; given both, they are checked. Raises
+    :class:`InvalidInput` when ``events`` is less than 1 or needs more than 200 dongs or
+    20 years (at most 6,000,000 events).
+    """
+    _check(1 if dongs is None else dongs, 1 if years is None else years, 2022)
+    if events < 1:
+        raise InvalidInput(f"events: must be at least 1, not {events}", [("events", "less than 1")])
+    rate = EVENTS_PER_DONG_YEAR
+    most = MAX_DONGS * MAX_YEARS * rate
+    if events > most:
+        msg = f"events: at most {most:,} ({MAX_DONGS} dongs over {MAX_YEARS} years), not {events:,}"
+        raise InvalidInput(msg, [("events", "more than the largest district records")])
+    dong_years = math.ceil(events / rate)
+    problem = ""
+    if years is None:
+        if dongs is None:
+            years = math.ceil(dong_years / MAX_DONGS)
+            dongs = max(17, math.ceil(dong_years / years))
+        else:
+            years = math.ceil(dong_years / dongs)
+            if years > MAX_YEARS:
+                problem = f"{_plural(dongs, 'dong')} would take {years} years (at most {MAX_YEARS})"
+    elif dongs is None:
+        dongs = math.ceil(dong_years / years)
+        if dongs > MAX_DONGS:
+            problem = f"{_plural(years, 'year')} would take {dongs} dongs (at most {MAX_DONGS})"
+    elif dongs * years < dong_years:
+        problem = f"{_plural(dongs, 'dong')} over {_plural(years, 'year')} are too few"
+    if problem:
+        msg = (
+            f"events: {events:,} events need {dong_years:,} dong-years (counting {rate:,} "
+            f"events a dong and year); {problem}"
+        )
+        raise InvalidInput(msg, [("events", "more than the district can record")])
+    return dongs, years
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class _Stages:
+    """Each case's stage, followed from the commands recorded (as the case aggregate does).
+
+    Per case: ``[stage, track, plan agreed, active links]``; the stage after a command is
+    the one :class:`caseledger.case.Case` moves to when it applies the command's event.
+    """
+
+    def __init__(self) -> None:
+        self.cases: dict[UUID, list[Any]] = {}
+        self.on: dict[type[Any], Callable[[Any], None]] = {
+            c.OpenCase: self.opened,
+            c.AssessNeeds: self.assessed,
+            c.Classify: self.classified,
+            c.AgreePlan: self.planned,
+            c.LinkService: self.linked,
+            c.CheckService: self.checked,
+            c.CloseCase: self.closed,
+            c.ReopenCase: self.reopened,
+        }
+
+    @staticmethod
+    def _for_track(case: list[Any]) -> None:
+        _, track, planned, active = case
+        if track == "case_managed":
+            case[0] = "in_service" if active else "planned" if planned else "selected"
+        elif track == "linkage_only":
+            case[0] = "linked" if active else "linkage_selected"
+        else:
+            case[0] = "not_selected"
+
+    def opened(self, command: Any) -> None:
+        self.cases[command.case_id] = ["opened", None, False, 0]
+
+    def assessed(self, command: Any) -> None:
+        self.cases[command.case_id][0] = "assessed"
+
+    def classified(self, command: Any) -> None:
+        case = self.cases[command.case_id]
+        case[1] = command.track.value
+        self._for_track(case)
+
+    def planned(self, command: Any) -> None:
+        case = self.cases[command.case_id]
+        case[2] = True
+        self._for_track(case)
+
+    def linked(self, command: Any) -> None:
+        case = self.cases[command.case_id]
+        case[3] += 1
+        self._for_track(case)
+
+    def checked(self, command: Any) -> None:
+        if command.decision.value == "stop":
+            case = self.cases[command.case_id]
+            case[3] -= 1
+            self._for_track(case)
+
+    def closed(self, command: Any) -> None:
+        case = self.cases[command.case_id]
+        case[0], case[3] = "closed", 0
+
+    def reopened(self, command: Any) -> None:
+        case = self.cases[command.case_id]
+        case[0], case[1], case[2] = "opened", None, False
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(case[0] for case in self.cases.values())
+        return dict(sorted(found.items()))
+
+
 def generate(
     ledger: Ledger,
     *,
-    dongs: int = 17,
-    years: int = 1,
+    dongs: int | None = None,
+    years: int | None = None,
     seed: int = 0,
     start_year: int = 2022,
     clock: DemoClock | None = None,
     batch_size: int = 1000,
     progress: Progress | None = None,
+    events: int | None = None,
+    on_batch: Progress | None = None,
 ) -> DemoSummary:
     """Record a synthetic district into ``ledger``; see the module docstring.
 
@@ -299,22 +443,39 @@ def generate(
     entry's simulated recording time; without it the ledger's own clock stamps
     ``recorded_at`` (so every entry looks recorded today). Commands are recorded in
     transactions of ``batch_size``. Deterministic: the same arguments give the same log.
+
+    Without ``events`` the district has ``dongs`` dongs (17) and is simulated for
+    ``years`` years (1). With ``events``, exactly that many events are recorded: the
+    simulation stops there, and the dongs and years not given are chosen by :func:`size`
+    (the summary's ``end`` is then the last day reached). :class:`InvalidInput` if the
+    simulated period ends first (only possible with few dongs, given).
+
+    ``progress`` is called with the day reached and the commands so far about once per
+    simulated month, ``on_batch`` the same after each transaction (for a progress bar).
     """
+    if events is not None:
+        dongs, years = size(events, dongs=dongs, years=years)
+    dongs = 17 if dongs is None else dongs
+    years = 1 if years is None else years
     _check(dongs, years, start_year)
     if batch_size < 1:
         raise InvalidInput("batch_size: must be at least 1", [("batch_size", "less than 1")])
     started = time.perf_counter()
     before = len(ledger)
-    by_type: Counter[str] = Counter()
-    case_ids: list[UUID] = []
-    counts: Counter[str] = Counter()
+    wanted = -1 if events is None else events
+    by_type: dict[str, int] = {}  # in order of first appearance, for ties in the summary
+    counts: dict[type[Any], int] = {}
+    stages = _Stages()
+    on = stages.on
     done = 0
     month = (0, 0)
+    day = date(start_year, 1, 1)
     stream = commands(dongs=dongs, years=years, seed=seed, start_year=start_year)
+    execute = ledger.execute
     exhausted = False
-    while not exhausted:
+    while not exhausted and done != wanted:
         with ledger.batch():
-            for _ in range(batch_size):
+            for _ in range(batch_size if wanted < 0 else min(batch_size, wanted - done)):
                 item = next(stream, None)
                 if item is None:
                     exhausted = True
@@ -322,36 +483,43 @@ def generate(
                 recorded, command = item
                 if clock is not None:
                     clock.now = recorded
-                result = ledger.execute(command)
+                result = execute(command)
                 kind = type(command)
-                counts[kind.__name__] += 1
-                if kind is c.OpenCase:
-                    case_ids.append(result)
-                if isinstance(result, Event):
-                    by_type[type(result).__name__] += 1
-                else:
-                    by_type[_RESULT_EVENTS[kind]] += 1
+                counts[kind] = counts.get(kind, 0) + 1
+                follow = on.get(kind)
+                if follow is not None:
+                    follow(command)
+                name = type(result).__name__ if isinstance(result, Event) else _RESULT_EVENTS[kind]
+                by_type[name] = by_type.get(name, 0) + 1
                 done += 1
-                if progress is not None and (recorded.year, recorded.month) != month:
-                    month = (recorded.year, recorded.month)
-                    progress(recorded.date(), done)
-    stages = Counter(ledger.case(case_id).stage.value for case_id in case_ids)
+                day = recorded.date()
+                if progress is not None and (day.year, day.month) != month:
+                    month = (day.year, day.month)
+                    progress(day, done)
+        if on_batch is not None:
+            on_batch(day, done)
+    if done < wanted:
+        msg = (
+            f"events: {_plural(dongs, 'dong')} over {_plural(years, 'year')} recorded only "
+            f"{done:,} of the {wanted:,} events asked for; give more dongs or years"
+        )
+        raise InvalidInput(msg, [("events", "more than the simulated period records")])
     start, end = period(start_year, years)
     return DemoSummary(
         district=DISTRICT,
         dongs=dongs,
         start=start,
-        end=end,
+        end=end if events is None else min(end, day),
         seed=seed,
-        organisations=counts["RegisterOrganisation"],
-        workers=counts["RegisterWorker"],
-        households=counts["DiscoverHousehold"],
-        cases=len(case_ids),
-        cases_by_stage=dict(sorted(stages.items())),
-        meetings=counts["HoldMeeting"],
+        organisations=counts.get(c.RegisterOrganisation, 0),
+        workers=counts.get(c.RegisterWorker, 0),
+        households=counts.get(c.DiscoverHousehold, 0),
+        cases=len(stages.cases),
+        cases_by_stage=stages.counts(),
+        meetings=counts.get(c.HoldMeeting, 0),
         commands=done,
         events=len(ledger) - before,
-        events_by_type=dict(by_type.most_common()),
+        events_by_type=dict(sorted(by_type.items(), key=lambda item: item[1], reverse=True)),
         seconds=time.perf_counter() - started,
     )
 
@@ -423,6 +591,10 @@ class _Case:
     senders: dict[UUID, str] = field(default_factory=dict)
 
 
+# The mark of an aggregate whose marks were forgotten: all in the past.
+_FORGOTTEN = (datetime(1900, 1, 1, tzinfo=KST),) * 3
+
+
 class _District:
     """The simulation; :meth:`run` yields ``(recorded_at, command)`` in recording order."""
 
@@ -447,7 +619,9 @@ class _District:
         self.complex_awaiting: list[_Case] = []
         self.complex_closing: list[_Case] = []
         self.complex_reviews: list[_Case] = []
-        self.weights: dict[int, tuple[Any, list[Any], list[int]]] = {}
+        self.weights: dict[int, tuple[Any, list[Any], list[int], float, int]] = {}
+        self.bits = rng.getrandbits
+        self.random = rng.random
         # Working days from the start to well past the end, for scheduling in working days.
         self.workdays: list[date] = []
         self.next_workday: dict[date, int] = {}  # index of the first working day >= a day
@@ -461,32 +635,60 @@ class _District:
                 self.nth[day] = self.nth[previous] + 1 if same_month and previous else 1
                 self.workdays.append(day)
             day += timedelta(days=1)
+        # Past the calendar, and so past the end: what is scheduled there never happens.
+        self.beyond = day
 
     # -- randomness ------------------------------------------------------------------------
 
+    # The helpers below draw exactly what :class:`random.Random`'s ``randint``, ``choice``
+    # and ``choices`` draw (so a seed gives the log it always gave), in one call each.
+
     def uid(self) -> UUID:
-        return uuid.UUID(int=self.rng.getrandbits(128), version=4)
+        return uuid.UUID(int=self.bits(128), version=4)
 
     def chance(self, p: float) -> bool:
-        return self.rng.random() < p
+        return self.random() < p
+
+    def below(self, n: int) -> int:
+        """A random int in ``[0, n)``, as ``Random._randbelow_with_getrandbits``."""
+        k = n.bit_length()
+        r = self.bits(k)
+        while r >= n:
+            r = self.bits(k)
+        return r
+
+    def randint(self, a: int, b: int) -> int:
+        n = b - a + 1
+        k = n.bit_length()
+        r = self.bits(k)
+        while r >= n:
+            r = self.bits(k)
+        return a + r
+
+    def choice(self, seq: Sequence[_T]) -> _T:
+        return seq[self.below(len(seq))]
 
     def pick(self, weighted: tuple[tuple[Any, int], ...]) -> Any:
+        """One item of ``(item, weight)`` pairs (``weighted`` must be a constant)."""
         found = self.weights.get(id(weighted))
         if found is None or found[0] is not weighted:
-            items = [w[0] for w in weighted]
+            cumulative = list(accumulate(w[1] for w in weighted))
             found = self.weights[id(weighted)] = (
                 weighted,
-                items,
-                list(accumulate(w[1] for w in weighted)),
+                [w[0] for w in weighted],
+                cumulative,
+                cumulative[-1] + 0.0,
+                len(weighted) - 1,
             )
-        return self.rng.choices(found[1], cum_weights=found[2])[0]
+        _, items, cumulative, total, hi = found
+        return items[bisect(cumulative, self.random() * total, 0, hi)]
 
     def poisson(self, lam: float) -> int:
         # Knuth's method: lam is small (a dong's discoveries on one day).
-        limit, k, p = math.exp(-lam), 0, self.rng.random()
+        limit, k, p = math.exp(-lam), 0, self.random()
         while p > limit:
             k += 1
-            p *= self.rng.random()
+            p *= self.random()
         return k
 
     # -- time ------------------------------------------------------------------------------
@@ -497,14 +699,17 @@ class _District:
 
     def after(self, day: date, working_days: int) -> date:
         """The working day ``working_days`` after ``day`` (0: ``day`` or the next one)."""
-        return self.workdays[self.next_workday[day] + working_days]
+        index = self.next_workday[day] + working_days
+        if index < len(self.workdays):
+            return self.workdays[index]
+        return self.beyond  # a long wait (a rare long gap between links) ends past the end
 
     def at(self, day: date, hour: int = 9, spread: int = 480) -> datetime:
         start = datetime(day.year, day.month, day.day, hour, tzinfo=KST)
-        return start + timedelta(minutes=self.rng.randint(0, spread))
+        return start + timedelta(minutes=self.randint(0, spread))
 
     def later(self, day: date, lo: int, hi: int, action: Callable[[date], None]) -> None:
-        when = self.after(day, self.rng.randint(lo, hi))
+        when = self.after(day, self.randint(lo, hi))
         if when <= self.end:
             self.todo.setdefault(when, []).append(action)
 
@@ -521,14 +726,14 @@ class _District:
 
     def delay(self) -> timedelta:
         """How long after it happened an entry is recorded: mostly the same day."""
-        r = self.rng.random()
+        r = self.random()
         if r < 0.80:
-            return timedelta(minutes=self.rng.randint(3, 240))
+            return timedelta(minutes=self.randint(3, 240))
         if r < 0.95:
-            return timedelta(days=self.rng.randint(1, 7), minutes=self.rng.randint(0, 300))
+            return timedelta(days=self.randint(1, 7), minutes=self.randint(0, 300))
         if r < 0.99:
-            return timedelta(days=self.rng.randint(8, 30), minutes=self.rng.randint(0, 300))
-        return timedelta(days=self.rng.randint(31, 60), minutes=self.rng.randint(0, 300))
+            return timedelta(days=self.randint(8, 30), minutes=self.randint(0, 300))
+        return timedelta(days=self.randint(31, 60), minutes=self.randint(0, 300))
 
     # -- recording -------------------------------------------------------------------------
 
@@ -554,7 +759,7 @@ class _District:
         do not wait for it, so it may be recorded late; a ``"barrier"`` (a closure, a
         reclassification, a transfer) waits for every earlier command, late ones included.
         """
-        gap = timedelta(minutes=self.rng.randint(1, 20))
+        gap = timedelta(minutes=self.randint(1, 20))
         for aggregate in chain:
             mark = self.last.get(aggregate)
             if mark is not None and occurred <= mark[0]:
@@ -578,13 +783,23 @@ class _District:
         self.seq += 1
         heapq.heappush(self.queue, (recorded, self.seq, command))
         for aggregate in chain:
-            mark = self.last[aggregate]
+            mark = self.last.get(aggregate, _FORGOTTEN)
             core = mark[1] if ordering == "leaf" else recorded
             self.last[aggregate] = (occurred, core, max(mark[2], recorded))
         if creates is not None:
             self.created[creates] = (occurred, recorded)
             self.last.setdefault(creates, (occurred, recorded, recorded))
         return occurred
+
+    def forget(self, before: datetime) -> None:
+        """Drop the ordering marks that end before ``before``.
+
+        Everything emitted from then on occurs (and so is recorded) later than such a mark,
+        so it no longer orders anything: a forgotten mark acts as :data:`_FORGOTTEN` does.
+        Without this the marks of every household, case, meeting and link would be kept.
+        """
+        self.last = {k: v for k, v in self.last.items() if v[2] >= before}
+        self.created = {k: v for k, v in self.created.items() if v[1] >= before}
 
     def flush(self, before: datetime | None) -> Iterator[tuple[datetime, Any]]:
         while self.queue and (before is None or self.queue[0][0] < before):
@@ -597,6 +812,8 @@ class _District:
         self.register(self.start - timedelta(days=1))
         day = self.start
         while day <= self.end:
+            if day.day == 1:
+                self.forget(datetime(day.year, day.month, day.day, tzinfo=KST))
             if self.is_working(day):
                 self.simulate(day)
             day += timedelta(days=1)
@@ -735,13 +952,13 @@ class _District:
 
     def members(self, elderly: bool, dong: _Dong) -> list[dict[str, Any]]:
         count = self.pick(((1, 45), (2, 30), (3, 15), (4, 10)))
-        head_year = self.rng.randint(1930, 1957) if elderly else self.rng.randint(1958, 2000)
-        road = self.rng.randint(1, 99)
+        head_year = self.randint(1930, 1957) if elderly else self.randint(1958, 2000)
+        road = self.randint(1, 99)
         out = []
         for no in range(1, count + 1):
             self.people += 1
-            year = head_year if no == 1 else self.rng.randint(max(head_year - 5, 1930), 2020)
-            sex = self.rng.choice("MF")
+            year = head_year if no == 1 else self.randint(max(head_year - 5, 1930), 2020)
+            sex = self.choice("MF")
             personal = {
                 "name": f"가상인물-{self.people:05d}",
                 "phone": f"010-0000-{self.people % 10000:04d}",
@@ -754,7 +971,7 @@ class _District:
         return out
 
     def officer(self, dong: _Dong) -> str:
-        return self.rng.choice(dong.officers)
+        return self.choice(dong.officers)
 
     def needs(self, count: int) -> list[str]:
         found: list[str] = []
@@ -780,10 +997,10 @@ class _District:
         members = self.members(household.elderly, dong)
         crisis: list[str] = []
         if channel == "blind_spot_system":
-            crisis = sorted(self.rng.sample(_CRISIS_CODES, self.rng.randint(1, 3)))
+            crisis = sorted(self.rng.sample(_CRISIS_CODES, self.randint(1, 3)))
         referred_by = None
         if channel == "partner_referral":
-            referred_by = self.rng.choice([dong.cwc, f"{_PREFIX}-mhwc", f"{_PREFIX}-senior"])
+            referred_by = self.choice([dong.cwc, f"{_PREFIX}-mhwc", f"{_PREFIX}-senior"])
         elif channel == "safety_net" and self.chance(0.5):
             referred_by = f"{_PREFIX}-council"
         self.emit(
@@ -816,7 +1033,7 @@ class _District:
             by=by,
             household_id=household.id,
             outcome=outcome,
-            problems=sorted({n.split(".")[0] for n in self.needs(self.rng.randint(1, 3))}),
+            problems=sorted({n.split(".")[0] for n in self.needs(self.randint(1, 3))}),
             method=self.pick((("visit", 45), ("phone", 35), ("walk_in", 20))),
             notes=f"합성 상담기록 {self.seq}: 가상 사례",
         )
@@ -903,7 +1120,7 @@ class _District:
             chain=(case.id,),
             by=case.worker,
             case_id=case.id,
-            needs=[{"sub_domain": n, "urgency": self.rng.randint(1, 5)} for n in needs],
+            needs=[{"sub_domain": n, "urgency": self.randint(1, 5)} for n in needs],
             risk={
                 "instrument": _RISK_INSTRUMENT,
                 "instrument_version": _RISK_VERSION,
@@ -960,7 +1177,7 @@ class _District:
         selecting = [k for k in dong.awaiting if k.assessed_on and k.assessed_on < day]
         closing, reviews = dong.closing, dong.reviews
         if dong.active:
-            reviews += self.rng.sample(dong.active, min(len(dong.active), self.rng.randint(0, 3)))
+            reviews += self.rng.sample(dong.active, min(len(dong.active), self.randint(0, 3)))
         decisions: dict[UUID, str] = {}
         for k in selecting:
             decisions[k.id] = "close" if k.planned_track == "not_selected" else "select"
@@ -992,7 +1209,7 @@ class _District:
         selecting = [k for k in self.complex_awaiting if k.assessed_on and k.assessed_on < day]
         closing, reviews = self.complex_closing, self.complex_reviews
         active = [k for d in self.dongs for k in d.active if k.level == "complex"]
-        linking = self.rng.sample(active, min(len(active), self.rng.randint(1, 4)))
+        linking = self.rng.sample(active, min(len(active), self.randint(1, 4)))
         decisions: dict[UUID, str] = {}
         for k in selecting:
             decisions[k.id] = "select"
@@ -1007,7 +1224,7 @@ class _District:
         partners = [f"{_PREFIX}-{p}" for p in ("mhwc", "senior", "dementia", "cwc-1", "cwc-2")]
         attendees = [{"organisation": self.hwst, "role": "통합사례관리사"}] + [
             {"organisation": p, "role": "실무자"}
-            for p in self.rng.sample(partners, self.rng.randint(2, 5))
+            for p in self.rng.sample(partners, self.randint(2, 5))
         ]
         meeting, held = self.hold(
             day,
@@ -1030,7 +1247,7 @@ class _District:
         active = [k for d in self.dongs for k in d.active if k.level == "complex"]
         if not active:
             return
-        chosen = self.rng.sample(active, min(len(active), self.rng.randint(1, 3)))
+        chosen = self.rng.sample(active, min(len(active), self.randint(1, 3)))
         decisions = {k.id: self.pick((("continue", 2), ("refer", 1))) for k in chosen}
         attendees = [
             {"organisation": self.hwst, "role": "통합사례관리사"},
@@ -1064,7 +1281,7 @@ class _District:
             self.case_later(day, 0, 3, case, decide)
 
     def after_held(self, day: date, held: datetime) -> datetime:
-        return max(self.at(day), held + timedelta(minutes=self.rng.randint(30, 120)))
+        return max(self.at(day), held + timedelta(minutes=self.randint(30, 120)))
 
     def classify(self, day: date, case: _Case, meeting: UUID, held: datetime) -> None:
         track = case.planned_track
@@ -1111,7 +1328,7 @@ class _District:
             case.dong.active.append(case)
             self.case_later(day, 0, 5, case, lambda d: self.link(d, case, recurring=True))
             self.case_later(day, 15, 22, case, lambda d: self.check(d, case))
-            months = self.rng.randint(1, 4)
+            months = self.randint(1, 4)
             self.case_later(day, 21 * months, 21 * months + 5, case, lambda d: self.due(d, case))
             if self.chance(0.06):
                 # A mistake corrected later: the case needed case management after all.
@@ -1145,7 +1362,7 @@ class _District:
             self.case_later(day, 1, 6, case, lambda d: self.plan(d, case))
 
     def transfer_to_district(self, day: date, case: _Case) -> None:
-        worker = self.rng.choice(self.hwst_managers)
+        worker = self.choice(self.hwst_managers)
         self.emit(
             c.TransferCase,
             self.at(day),
@@ -1171,10 +1388,10 @@ class _District:
 
     def plan(self, day: date, case: _Case) -> None:
         services = []
-        for _ in range(self.rng.randint(2, 5)):
-            domain, name, kind, role = self.rng.choice(_PRIVATE)
+        for _ in range(self.randint(2, 5)):
+            domain, name, kind, role = self.choice(_PRIVATE)
             if self.chance(0.35):
-                domain, name, role = self.rng.choice(_COUNSELLING)
+                domain, name, role = self.choice(_COUNSELLING)
                 kind = "counselling"
             provider = self.provider(role, case)
             services.append(
@@ -1185,7 +1402,7 @@ class _District:
                     "sector": self.sectors[provider],
                     "kind": kind,
                     "frequency": self.pick((("주 1회", 3), ("월 2회", 3), ("월 1회", 4))),
-                    "months": self.rng.randint(3, 12),
+                    "months": self.randint(3, 12),
                 }
             )
         self.emit(
@@ -1195,14 +1412,14 @@ class _District:
             by=case.worker,
             case_id=case.id,
             services=services,
-            goal_count=self.rng.randint(1, 4),
+            goal_count=self.randint(1, 4),
             agreed_on=day,
             notes=f"합성 서비스계획 {self.seq}",
         )
         case.status = "in_service"
         case.links_per_month = self.rng.uniform(5.0, 16.0)
         case.dong.active.append(case)
-        for _ in range(self.rng.randint(1, 3)):
+        for _ in range(self.randint(1, 3)):
             self.case_later(day, 0, 5, case, lambda d: self.link(d, case))
         self.case_later(day, 1, 10, case, lambda d: self.link(d, case, recurring=True))
         self.case_later(day, 15, 22, case, lambda d: self.check(d, case))
@@ -1234,21 +1451,21 @@ class _District:
         )
         amount: str | None = None
         if category == "private":
-            domain, service, kind, role = self.rng.choice(_PRIVATE)
+            domain, service, kind, role = self.choice(_PRIVATE)
             if kind == "in_kind":
-                amount = str(self.rng.randint(2, 20) * 10_000)
+                amount = str(self.randint(2, 20) * 10_000)
             elif kind == "cash":
-                amount = str(self.rng.randint(10, 50) * 10_000)
+                amount = str(self.randint(10, 50) * 10_000)
         elif category == "counselling":
-            domain, service, role = self.rng.choice(_COUNSELLING)
+            domain, service, role = self.choice(_COUNSELLING)
             kind = "counselling"
         elif category == "public":
-            domain, service, role = self.rng.choice(_OTHER_PUBLIC)
+            domain, service, role = self.choice(_OTHER_PUBLIC)
             kind = "service"
         else:
-            domain, service = self.rng.choice(_BENEFITS)
+            domain, service = self.choice(_BENEFITS)
             kind, role = "cash", "dong"
-            amount = str(self.rng.randint(30, 150) * 10_000)
+            amount = str(self.randint(30, 150) * 10_000)
         provider = self.provider(role, case)
         link_id = self.uid()
         at = self.at(day) if meeting is None else self.after_held(day, meeting[1])
@@ -1278,8 +1495,8 @@ class _District:
         if not self.serving(case):
             return
         recent = case.links[-6:]
-        for link_id, provider in self.rng.sample(recent, min(len(recent), self.rng.randint(1, 2))):
-            case.progress = min(100, case.progress + self.rng.randint(0, 20))
+        for link_id, provider in self.rng.sample(recent, min(len(recent), self.randint(1, 2))):
+            case.progress = min(100, case.progress + self.randint(0, 20))
             decision = self.pick((("continue", 85), ("adjust", 9), ("stop", 6)))
             method = self.pick(
                 (("phone", 45), ("visit", 35), ("provider_report", 15), ("walk_in", 5))
@@ -1306,7 +1523,7 @@ class _District:
     def reassess(self, day: date, case: _Case) -> None:
         if case.status != "in_service":
             return
-        needs = self.needs(self.rng.randint(1, 3))
+        needs = self.needs(self.randint(1, 3))
         self.emit(
             c.Reassess,
             self.at(day),
@@ -1314,7 +1531,7 @@ class _District:
             ordering="leaf",
             by=case.worker,
             case_id=case.id,
-            needs=[{"sub_domain": n, "urgency": self.rng.randint(1, 5)} for n in needs],
+            needs=[{"sub_domain": n, "urgency": self.randint(1, 5)} for n in needs],
             notes=f"합성 재사정기록 {self.seq}",
         )
         if self.chance(0.15):
@@ -1328,7 +1545,7 @@ class _District:
     def revise_plan(self, day: date, case: _Case) -> None:
         if case.status != "in_service":
             return
-        domain, name, kind, role = self.rng.choice(_PRIVATE)
+        domain, name, kind, role = self.choice(_PRIVATE)
         provider = self.provider(role, case)
         self.emit(
             c.AgreePlan,
@@ -1347,7 +1564,7 @@ class _District:
                     "months": 3,
                 }
             ],
-            goal_count=self.rng.randint(1, 3),
+            goal_count=self.randint(1, 3),
             agreed_on=day,
         )
 
@@ -1373,7 +1590,7 @@ class _District:
         if not self.serving(case):
             return
         if case.household.elderly:
-            to = self.pick(((f"{_PREFIX}-senior", 3), (f"{_PREFIX}-dementia", 2)))
+            to = self.pick(_ELDERLY_PARTNERS)
             domain = "health"
         elif "health.mental" in case.needs:
             to, domain = f"{_PREFIX}-mhwc", "health"
@@ -1429,7 +1646,7 @@ class _District:
     def respond(self, day: date, case: _Case, referral: UUID, to: str, accept: bool) -> None:
         if not self.serving(case) or case.referrals.get(referral) != "sent":
             return
-        worker = self.rng.choice(self.partner_workers[to])
+        worker = self.choice(self.partner_workers[to])
         self.emit(
             c.RespondToReferral,
             self.at(day),
@@ -1438,13 +1655,13 @@ class _District:
             case_id=case.id,
             referral_id=referral,
             accept=accept,
-            reason="" if accept else self.rng.choice(_REJECTIONS),
+            reason="" if accept else self.choice(_REJECTIONS),
         )
         if not accept:
             case.referrals[referral] = "rejected"
             return
         case.referrals[referral] = "accepted"
-        for _ in range(self.rng.randint(1, 3)):
+        for _ in range(self.randint(1, 3)):
             self.case_later(
                 day, 1, 15, case, lambda d: self.partner_link(d, case, referral, to, worker)
             )
@@ -1457,7 +1674,7 @@ class _District:
             (d, s, "counselling") for d, s, r in _COUNSELLING if self.provider(r, case) == to
         ]
         offered += [(d, s, k) for d, s, k, r in _PRIVATE if self.provider(r, case) == to]
-        domain, service, kind = self.rng.choice(offered or [("other", "전문 서비스", "service")])
+        domain, service, kind = self.choice(offered or [("other", "전문 서비스", "service")])
         link_id = self.uid()
         self.emit(
             c.LinkService,

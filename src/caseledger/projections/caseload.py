@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any, ClassVar, NamedTuple
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 from caseledger.errors import CaseNotFound, InvalidInput
 from caseledger.events import (
@@ -72,7 +72,6 @@ from caseledger.projections.base import (
     chunks,
     fetch,
     from_ts,
-    local_date,
     placeholders,
 )
 from caseledger.projections.due import Deadlines, DueItem, due_dates
@@ -876,18 +875,44 @@ def _fold_both(
     return keep
 
 
-def dues_of(f: FoundCase, tz: tzinfo, deadlines: Deadlines) -> list[tuple[str, date]]:
+class _Times:
+    """Stored times read once per query: many cases share a meeting's or a day's time."""
+
+    __slots__ = ("_days", "_moments", "_tz")
+
+    def __init__(self, tz: tzinfo) -> None:
+        self._tz = tz
+        self._moments: dict[str, datetime] = {}
+        self._days: dict[str, date] = {}
+
+    def moment(self, text: str) -> datetime:
+        found = self._moments.get(text)
+        if found is None:
+            found = self._moments[text] = from_ts(text)
+        return found
+
+    def day_of(self, text: str) -> date:
+        found = self._days.get(text)
+        if found is None:
+            found = self._days[text] = self.moment(text).astimezone(self._tz).date()
+        return found
+
+    def day(self, text: str | None) -> date | None:
+        return None if text is None else self.day_of(text)
+
+
+def dues_of(
+    f: FoundCase, tz: tzinfo, deadlines: Deadlines, times: _Times | None = None
+) -> list[tuple[str, date]]:
     """What is due on a found case state (see :func:`caseledger.projections.due.due_dates`)."""
     s = f.state
-
-    def day(value: str | None) -> date | None:
-        return None if value is None else local_date(value, tz)
-
+    times = times or _Times(tz)
+    day = times.day
     return due_dates(
-        stage=Stage(s.stage),
+        stage=_STAGES[s.stage],
         track=s.track,
-        intake=local_date(s.intake_at, tz),
-        stage_since=local_date(s.stage_since, tz),
+        intake=times.day_of(s.intake_at),
+        stage_since=times.day_of(s.stage_since),
         assessed=day(s.assessed_at),
         meeting=day(s.meeting_at),
         plan=day(s.plan_at),
@@ -898,30 +923,44 @@ def dues_of(f: FoundCase, tz: tzinfo, deadlines: Deadlines) -> list[tuple[str, d
     )
 
 
-def _entry(f: FoundCase, reference: date, tz: tzinfo, deadlines: Deadlines) -> CaseloadEntry:
+_STAGES = {stage.value: stage for stage in Stage}
+_TRACKS = {track.value: track for track in Track}
+_LEVELS = {level.value: level for level in Level}
+_REASONS = {reason.value: reason for reason in ClosureReason}
+
+
+def _uuid(text: str) -> UUID:
+    # Stored ids are canonical by construction; UUID(text) re-checks every character.
+    value = object.__new__(UUID)
+    object.__setattr__(value, "int", int(text.replace("-", ""), 16))
+    object.__setattr__(value, "is_safe", SafeUUID.unknown)
+    return value
+
+
+def _entry(f: FoundCase, reference: date, times: _Times, deadlines: Deadlines) -> CaseloadEntry:
     s = f.state
-    stage = Stage(s.stage)
-    since = local_date(s.stage_since, tz)
-    dues = dues_of(f, tz, deadlines)
+    dues = dues_of(f, times._tz, deadlines, times)
     first = min(dues, key=lambda d: (d[1], d[0])) if dues else None
+    since = times.day_of(s.stage_since)
+    moment = times.moment
     return CaseloadEntry(
-        case_id=UUID(f.case_id),
-        household_id=UUID(s.household_id),
+        case_id=_uuid(f.case_id),
+        household_id=_uuid(s.household_id),
         dong=s.dong,
         district=s.district,
         organisation=s.organisation,
         worker=s.worker,
-        stage=stage,
-        track=Track(s.track) if s.track else None,
-        level=Level(s.level) if s.level else None,
-        stage_since=from_ts(s.stage_since),
+        stage=_STAGES[s.stage],
+        track=_TRACKS[s.track] if s.track else None,
+        level=_LEVELS[s.level] if s.level else None,
+        stage_since=moment(s.stage_since),
         days_in_stage=max(0, (reference - since).days),
-        opened_at=from_ts(s.intake_at),
-        last_checked_at=from_ts(f.last_check) if f.last_check else None,
+        opened_at=moment(s.intake_at),
+        last_checked_at=moment(f.last_check) if f.last_check else None,
         next_due=first[1] if first else None,
         next_due_kind=first[0] if first else None,
-        closed_at=from_ts(s.closed_at) if s.closed_at else None,
-        closure_reason=ClosureReason(s.closure_reason) if s.closure_reason else None,
+        closed_at=moment(s.closed_at) if s.closed_at else None,
+        closure_reason=_REASONS[s.closure_reason] if s.closure_reason else None,
         reopened=s.reopened,
     )
 
@@ -971,7 +1010,8 @@ def caseload_query(
         filters=filters,
         include_closed=include_closed or stage == Stage.CLOSED or case_id is not None,
     )
-    entries = [_entry(f, reference, tz, deadlines) for f in found]
+    times = _Times(tz)
+    entries = [_entry(f, reference, times, deadlines) for f in found]
     entries.sort(key=lambda e: (e.district, e.dong, e.worker, e.opened_at, str(e.case_id)))
     return entries
 

@@ -387,3 +387,21 @@ def _cli(*argv: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     return code, out.getvalue(), err.getvalue()
+
+
+def test_the_demo_command_leaves_read_models_equal_to_keeping_them_inline(
+    tmp_path: Path,
+) -> None:
+    # The command writes the log without read models and builds them once at the end.
+    db = str(tmp_path / "bulk.db")
+    code, _, err = _cli("--db", db, "demo", "--events", "1500", "--format", "json")
+    assert code == 0, err
+    with Ledger.open(db, projections="follow") as built:
+        assert set(built.projections.positions().values()) == {len(built)}
+        from_the_command = built.projections.dump()
+    inline = tmp_path / "inline.db"
+    clock = DemoClock()
+    with Ledger.open(inline, master_key=MASTER_KEY, clock=clock) as ledger:
+        dongs, years = size(1500)
+        generate(ledger, dongs=dongs, years=years, seed=0, clock=clock, events=1500)
+        assert ledger.projections.dump() == from_the_command

@@ -463,6 +463,20 @@ def test_parquet_is_written_in_batches_with_column_docs(recorded: Ledger, tmp_pa
     assert schema.field("closure_reason").metadata[b"doc"].startswith(b"CaseClosed")
 
 
+def test_exports_report_their_progress_once_a_page(recorded: Ledger, tmp_path: Path) -> None:
+    events = len(recorded)
+    pages = [*range(10, events, 10), events]
+    for table, fmt in (("events", "parquet"), ("cases", "csv"), ("events", "ocel")):
+        seen: list[int] = []
+        export(recorded, tmp_path / f"{table}.{fmt}", format=fmt, table=table, deidentify=True,
+               batch_size=10, on_progress=seen.append)  # fmt: skip
+        assert seen == pages, (table, fmt)
+    seen = []
+    export(recorded, tmp_path / "kpis.csv", format="csv", table="kpis", period="2023",
+           deidentify=True, on_progress=seen.append)  # fmt: skip
+    assert seen == []  # the kpis table reads the read models, not the log
+
+
 def test_csv_is_safe_to_open_in_a_spreadsheet(recorded: Ledger, tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     export(recorded, path, format="csv", account="jungang-lead", reason="점검")
@@ -598,6 +612,31 @@ def test_cli_secret_file_gives_stable_pseudonyms(db: str, tmp_path: Path) -> Non
         outputs.append([json.loads(line)["case_id"] for line in path.read_text().splitlines()])
     assert outputs[0] == outputs[1]
     assert not UUID_TEXT.search(" ".join(outputs[0]))
+
+
+def test_cli_export_shows_a_progress_bar_on_stderr_only_when_asked(db: str, tmp_path: Path) -> None:
+    runs = []
+    for flags in ((), ("--no-progress",), ("--progress",)):
+        code, out, err = run("--db", db, "export", "--out", str(tmp_path / "e.jsonl"),
+                             "--deidentify", *flags)  # fmt: skip
+        assert code == 0, err
+        runs.append((re.sub(r"seconds\s+\S+", "", out), err))
+    (plain, nothing), (hidden, none), (shown, bar) = runs
+    assert plain == hidden == shown  # stdout is the same, bar or not
+    assert nothing == none == ""
+    assert bar.startswith("\r[")
+    assert bar.endswith("\n")
+    assert re.search(r"\[#{24}\] 100%  ([\d,]+)/\1 events", bar.splitlines()[-1])
+    # The kpis table reads the read models, not the log: no bar; nor for a refused export.
+    for args, exit_code in (((), 1), (("--table", "kpis", "--period", "2023", "--deidentify"), 0)):
+        code, _, err = run("--db", db, "export", "--out", str(tmp_path / "k.csv"),
+                           "--progress", *args)  # fmt: skip
+        assert code == exit_code, err
+        assert "\r" not in err
+        assert "events/s" not in err
+    code, _, err = run("--db", db, "export", "--out", "x.csv", "--progress", "--no-progress")
+    assert code == 2
+    assert "not allowed with argument" in err
 
 
 def test_the_exports_page_documents_every_column() -> None:

@@ -565,6 +565,18 @@ def test_an_entry_that_occurred_before_its_case_was_opened_survives_a_rebuild(
         assert ledger.projections.dump() == inline
 
 
+def test_a_rebuild_reports_its_progress_once_a_batch(ledger: Ledger) -> None:
+    scenario_1(ledger)  # 26 events
+    before = ledger.projections.dump()
+    seen: list[int] = []
+    assert ledger.projections.rebuild(batch_size=10, on_progress=seen.append) == 26
+    assert seen == [10, 20, 26]
+    seen.clear()
+    assert ledger.rebuild(on_progress=seen.append) == 26
+    assert seen == [26]
+    assert ledger.projections.dump() == before
+
+
 def test_a_rebuild_on_sqlite_keeps_its_connection_settings(tmp_path: Path) -> None:
     with Ledger.open(str(tmp_path / "ledger.db"), master_key=MASTER_KEY) as ledger:
         scenario_1(ledger)

@@ -188,6 +188,28 @@ def test_due_rebuild_and_project(tmp_path: Path) -> None:
     assert json.loads(ok("--db", db, "--format", "json", "project", "--once"))["applied"] == 0
 
 
+def test_rebuild_shows_a_progress_bar_on_stderr_only_when_asked(tmp_path: Path) -> None:
+    db = str(tmp_path / "s1.db")
+    record(db, scenario_1)
+    runs = []
+    for flags in ((), ("--no-progress",), ("--progress",)):
+        code, out, err = cli("--db", db, "--format", "json", "rebuild", *flags)
+        assert code == 0, err
+        rebuilt = json.loads(out)
+        assert rebuilt["events"] == 26
+        del rebuilt["seconds"], rebuilt["events_per_second"]
+        runs.append((rebuilt, err))
+    (plain, nothing), (hidden, none), (shown, bar) = runs
+    assert plain == hidden == shown  # stdout is the same, bar or not
+    assert nothing == none == ""
+    assert bar.startswith("\r[")
+    assert bar.endswith("\n")
+    assert "[########################] 100%  26/26 events" in bar.splitlines()[-1]
+    code, _, err = cli("--db", db, "rebuild", "--progress", "--no-progress")
+    assert code == 2
+    assert "not allowed with argument" in err
+
+
 def test_project_follow_runs_until_interrupted(tmp_path: Path) -> None:
     db = str(tmp_path / "followed.db")
     record(db, scenario_1, projections="follow")

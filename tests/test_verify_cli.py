@@ -81,6 +81,23 @@ def test_checkpoint_then_verify_it(workdir: Path, capsys: pytest.CaptureFixture[
     assert "1 signed checkpoint(s) match (sizes 26)" in out
 
 
+def test_verify_shows_a_progress_bar_on_stderr_only_when_asked(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    code, out, err = run(capsys, "verify", "--db", "ledger.db")
+    assert (code, err) == (0, "")
+    assert run(capsys, "verify", "--db", "ledger.db", "--no-progress") == (0, out, "")
+    code, shown, bar = run(capsys, "verify", "--db", "ledger.db", "--progress")
+    assert (code, shown) == (0, out)  # stdout is the same
+    assert bar.startswith("\r[")
+    assert bar.endswith("\n")
+    assert "[########################] 100%  26/26 events" in bar.splitlines()[-1]
+    code, _, err = run(capsys, "verify", "--db", "ledger.db", "--progress", "--no-progress")
+    assert code == 2
+    assert "not allowed with argument" in err
+
+
 def test_verify_reports_tampering_precisely(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -111,6 +111,25 @@ def test_tampering_gives_one_report_whatever_the_page_size(
     assert report.by_kind().keys() & (kinds - {"checkpoint"})
 
 
+def test_verification_reports_its_progress_once_a_page(setup: tuple[str, str, Rows]) -> None:
+    url, note, rows = setup
+    with Ledger.open(url, master_key=MASTER_KEY, projections="off") as ledger:
+        seen: list[int] = []
+        report = ledger.merkle.verify([note], VERIFIER, batch_size=10, on_progress=seen.append)
+        assert report.ok
+        assert seen == [10, 20, 26]
+        seen.clear()
+        assert ledger.verify(on_progress=seen.append).ok
+        assert seen == [26]
+    # From the page that differs on, the records and the cache are merged: still a page
+    # at a time.
+    damage_cache(rows, 14)
+    with Ledger.open(url, master_key=MASTER_KEY, projections="off") as ledger:
+        seen = []
+        assert not ledger.merkle.verify(batch_size=10, on_progress=seen.append).ok
+        assert seen == [10, 20, 26]
+
+
 def test_records_added_after_a_checkpoint_verify_with_any_page_size(
     setup: tuple[str, str, Rows], clock: FixedClock
 ) -> None:

@@ -1470,15 +1470,21 @@ class Ledger:
     # -- integrity (caseledger.merkle_log) ---------------------------------------------------
 
     def verify(
-        self, checkpoints: Sequence[str | bytes] = (), public_key: str | None = None
+        self,
+        checkpoints: Sequence[str | bytes] = (),
+        public_key: str | None = None,
+        *,
+        on_progress: Callable[[int], None] | None = None,
     ) -> VerificationReport:
         """Recompute every leaf of the Merkle log from the stored records and check them.
 
         Each signed checkpoint (verified with ``public_key``) must have the root of the
         first ``size`` records, and successive ones must be consistent. The report says
         which log positions were modified, deleted, inserted or reordered.
+        ``on_progress``, if given, is called after each page with the number of records
+        checked so far (for a progress bar).
         """
-        return self.merkle.verify(checkpoints, public_key)
+        return self.merkle.verify(checkpoints, public_key, on_progress=on_progress)
 
     def checkpoint(self, signer_key: str, *, origin: str | None = None) -> str:
         """A signed checkpoint (C2SP signed note) of the log now; hand it to an auditor."""
@@ -1622,9 +1628,13 @@ class Ledger:
             dong=dong, district=district, organisation=organisation, worker=worker,
         )  # fmt: skip
 
-    def rebuild(self) -> int:
-        """Drop every read model and rebuild it from the log; return the events replayed."""
-        return self._projections.rebuild()
+    def rebuild(self, *, on_progress: Callable[[int], None] | None = None) -> int:
+        """Drop every read model and rebuild it from the log; return the events replayed.
+
+        ``on_progress``, if given, is called after each batch with the number of events
+        replayed so far (for a progress bar).
+        """
+        return self._projections.rebuild(on_progress=on_progress)
 
     def project(self, *, batch_size: int = 1000, max_batches: int | None = None) -> int:
         """Apply to the read models the events they have not seen yet; return how many."""

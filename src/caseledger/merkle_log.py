@@ -1480,6 +1480,7 @@ class MerkleLog:
         public_key: str | None = None,
         *,
         batch_size: int = _PAGE,
+        on_progress: Callable[[int], None] | None = None,
     ) -> VerificationReport:
         """Recompute every leaf from the stored records and check them; see the module doc.
 
@@ -1487,6 +1488,8 @@ class MerkleLog:
         with checkpoints). Raises :class:`~caseledger.errors.CheckpointError` if a
         checkpoint is malformed or not signed by that key; anything wrong with the log
         is reported in the returned :class:`VerificationReport`, not raised.
+        ``on_progress``, if given, is called after each page of ``batch_size`` records
+        with the number of records checked so far (for a progress bar).
         """
         started = time.perf_counter()
         if isinstance(checkpoints, (str, bytes)):
@@ -1509,10 +1512,15 @@ class MerkleLog:
         if batch_size < 1:
             raise InvalidInput("batch_size must be at least 1")
         with self._store.transaction(commit=False) as tx, _gc_paused():
-            return self._verify(tx, given, batch_size, started)
+            return self._verify(tx, given, batch_size, started, on_progress)
 
     def _verify(
-        self, tx: Tx, given: list[Checkpoint], batch_size: int, started: float
+        self,
+        tx: Tx,
+        given: list[Checkpoint],
+        batch_size: int,
+        started: float,
+        on_progress: Callable[[int], None] | None = None,
     ) -> VerificationReport:
         tx.execute(f"SELECT MAX({self._position}) FROM {self._events}")  # noqa: S608
         max_row = tx.fetchone()
@@ -1550,6 +1558,8 @@ class MerkleLog:
                 rec.extend(digests)  # type: ignore[arg-type]
                 expect += len(page)
                 after = last_cached = last_position = page[-1][0]
+                if on_progress is not None:
+                    on_progress(rec.size)
         finally:
             pages.close()
         if pending is not None:
@@ -1595,6 +1605,8 @@ class MerkleLog:
                     scan.keep(row, ordinal)
                 rec.append(digest or _UNENCODABLE)
             last_position = after
+            if on_progress is not None:
+                on_progress(rec.size)
         if cache is None:
             reader.restart(expect)
         found = reader.peek()

@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -138,6 +139,7 @@ def export(
     reason: str | None = None,
     now: datetime | None = None,
     batch_size: int = 10_000,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ExportSummary:
     """Write ``table`` of ``ledger`` to the file ``out`` in ``format``; see the module doc.
 
@@ -155,6 +157,10 @@ def export(
     personal data) and ``reason``; it appends one ``download`` access record per
     household, stamped ``now`` (default: the current time). The file appears at ``out``
     only once complete (and its access records written).
+
+    ``on_progress``, if given, is called after each page of ``batch_size`` events read
+    from the log with the number read so far (for a progress bar; the last call has the
+    log's length). The kpis table reads the read models, not the log: it never calls it.
     """
     started = time.perf_counter()
     _check_choice("format", format, FORMATS)
@@ -219,7 +225,7 @@ def export(
             transform = deidentifier.row_transform(EVENT_COLUMNS) if deidentifier else None
             counts = write_ocel(
                 temp,
-                read_log(ledger.store, batch_size=batch_size),
+                read_log(ledger.store, batch_size=batch_size, on_progress=on_progress),
                 window=window,
                 tz=tz,
                 deidentifier=deidentifier,
@@ -231,7 +237,7 @@ def export(
             columns, stream = table_rows(
                 ledger, table, window=window, tz=tz, deidentifier=deidentifier,
                 households=households, period=period, as_of=as_of, by=by,
-                batch_size=batch_size,
+                batch_size=batch_size, on_progress=on_progress,
             )  # fmt: skip
             if format == "parquet":
                 metadata = {

@@ -115,6 +115,9 @@ def export_arguments(parser: argparse.ArgumentParser) -> None:
         help="the worker exporting (needed for an identified export; decides the default)",
     )
     parser.add_argument("--reason", help="why (needed for an identified export: a download)")
+    from caseledger.cli import progress_arguments  # the cli imports this module
+
+    progress_arguments(parser)
 
 
 def run_export(ctx: Context) -> int:
@@ -141,20 +144,24 @@ def run_export(ctx: Context) -> int:
                 "from the exports\n"
             )
         args.deidentify = True if args.deidentify is None else args.deidentify
-    summary = ledger.export(
-        args.out,
-        format=fmt,
-        table=args.table,
-        deidentify=args.deidentify,
-        coarsen_dates=args.coarsen_dates,
-        min_cell=args.min_cell,
-        secret=secret,
-        as_of=args.as_of,
-        period=args.period,
-        by=args.by,
-        account=args.account,
-        reason=args.reason,
-    )
+    with ctx.progress_bar(len(ledger)) as bar:
+        if fmt != "ocel" and args.table == "kpis":
+            bar.show = False  # the kpis table reads the read models, not the log
+        summary = ledger.export(
+            args.out,
+            format=fmt,
+            table=args.table,
+            deidentify=args.deidentify,
+            coarsen_dates=args.coarsen_dates,
+            min_cell=args.min_cell,
+            secret=secret,
+            as_of=args.as_of,
+            period=args.period,
+            by=args.by,
+            account=args.account,
+            reason=args.reason,
+            on_progress=bar.update,
+        )
     data = {
         "file": str(summary.path),
         "format": summary.format,

@@ -292,23 +292,48 @@ class LogEvent(NamedTuple):
 _ID_CACHE = 1 << 15
 
 
-def read_log(store: EventStore, *, batch_size: int = 5000) -> Iterator[LogEvent]:
-    """The log as it is when called (later writes are not read), in position order."""
+def read_log(
+    store: EventStore,
+    *,
+    batch_size: int = 5000,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[LogEvent]:
+    """The log as it is when called (later writes are not read), in position order.
+
+    ``on_progress``, if given, is called once the events of each page of ``batch_size``
+    have been consumed, with the number of events read so far (for a progress bar).
+    """
     stop = store.max_position()
     if stop == 0:
         return
     if store.dialect == "sqlite":
-        yield from _read_sqlite(store, stop, batch_size)
+        yield from _read_sqlite(store, stop, batch_size, on_progress)
         return
-    for record in store.iter_log(1, stop=stop, batch_size=batch_size):
-        cls, fields = decode_fields(record.topic, record.state)
-        originator = record.originator_id
-        if not isinstance(originator, UUID):
-            originator = UUID(str(originator))
-        yield LogEvent(record.id, cls, originator, record.originator_version, fields)
+    position = done = 0
+    while position < stop:
+        batch = store.read_log(position + 1, batch_size, stop)
+        if not batch:
+            return
+        for record in batch:
+            cls, fields = decode_fields(record.topic, record.state)
+            originator = record.originator_id
+            if not isinstance(originator, UUID):
+                originator = UUID(str(originator))
+            yield LogEvent(record.id, cls, originator, record.originator_version, fields)
+        position = batch[-1].id
+        done += len(batch)
+        if on_progress is not None:
+            on_progress(done)
+        if len(batch) < batch_size:
+            return
 
 
-def _read_sqlite(store: EventStore, stop: int, batch_size: int) -> Iterator[LogEvent]:
+def _read_sqlite(
+    store: EventStore,
+    stop: int,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[LogEvent]:
     """:func:`read_log` on SQLite: the rows as plain tuples, a page per short transaction."""
     table = store.recorder.events_table_name  # ours, never input
     sql = (
@@ -316,7 +341,7 @@ def _read_sqlite(store: EventStore, stop: int, batch_size: int) -> Iterator[LogE
         "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
     )
     ids: dict[Any, UUID] = {}
-    after = 0
+    after = done = 0
     while after < stop:
         with store.transaction(commit=False) as tx:
             rows = tx.stream(sql, (after, stop, batch_size), size=batch_size)
@@ -332,6 +357,9 @@ def _read_sqlite(store: EventStore, stop: int, batch_size: int) -> Iterator[LogE
             cls, fields = decode_fields(topic, state)
             yield LogEvent(position, cls, originator, version, fields)
         after = page[-1][0]
+        done += len(page)
+        if on_progress is not None:
+            on_progress(done)
 
 
 @dataclass(frozen=True)

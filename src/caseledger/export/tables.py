@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -115,11 +115,15 @@ def table_rows(
     as_of: date | datetime | str | None = None,
     by: str = "dong",
     batch_size: int = 5000,
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[tuple[Column, ...], Iterator[dict[str, Any]]]:
     """The columns of ``table`` and an iterator over its rows.
 
     ``households``, when given, collects the ids of the households whose rows were
-    produced (for the access records of an identified export).
+    produced (for the access records of an identified export). ``on_progress``, if
+    given, is called after each page of ``batch_size`` events read from the log with
+    the number read so far (the events and cases tables; the kpis table reads the read
+    models, not the log, and never calls it).
     """
     if table not in TABLES:
         msg = f"table: {table!r} is not one of {', '.join(TABLES)}"
@@ -127,9 +131,9 @@ def table_rows(
     columns = columns_of(table, deidentified=deidentifier is not None)
     transform = deidentifier.row_transform(columns_of(table)) if deidentifier else None
     if table == "events":
-        rows = _event_rows(ledger, window, households, batch_size)
+        rows = _event_rows(ledger, window, households, batch_size, on_progress)
     elif table == "cases":
-        rows = _case_rows(ledger, window, tz, households, batch_size)
+        rows = _case_rows(ledger, window, tz, households, batch_size, on_progress)
     else:
         if period is None:
             msg = "the kpis table needs a period (2022, 2022Q1, 2022-02): give period="
@@ -148,10 +152,14 @@ def _transformed(rows: Iterator[dict[str, Any]], transform: Any) -> Iterator[dic
 
 
 def _event_rows(
-    ledger: Ledger, window: Window, households: set[str] | None, batch_size: int
+    ledger: Ledger,
+    window: Window,
+    households: set[str] | None,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     places = Places()
-    for event in read_log(ledger.store, batch_size=batch_size):
+    for event in read_log(ledger.store, batch_size=batch_size, on_progress=on_progress):
         places.update(event)
         if not window.contains(event.occurred_at):
             continue
@@ -167,9 +175,10 @@ def _case_rows(
     tz: tzinfo,
     households: set[str] | None,
     batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     fold = CaseFold(window)
-    for event in read_log(ledger.store, batch_size=batch_size):
+    for event in read_log(ledger.store, batch_size=batch_size, on_progress=on_progress):
         fold.apply(event)
     for row in fold.rows(tz):
         if households is not None:

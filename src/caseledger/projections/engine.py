@@ -332,11 +332,17 @@ class Projections:
         return total
 
     def rebuild(
-        self, names: Sequence[str] | None = None, *, batch_size: int = _REBUILD_BATCH
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        batch_size: int = _REBUILD_BATCH,
+        on_progress: Callable[[int], None] | None = None,
     ) -> int:
         """Drop and rebuild projections (default: all) from the whole log; return the events read.
 
-        One transaction: readers see the old read models or the new ones.
+        One transaction: readers see the old read models or the new ones. ``on_progress``,
+        if given, is called after each batch of ``batch_size`` events with the number of
+        events applied so far (for a progress bar; the last call has the total).
         """
         self._require_on()
         known = {p.name: p for p in self._all}
@@ -352,13 +358,19 @@ class Projections:
         with self.store.transaction(durable=False) as tx:
             restore = self._rebuild_settings(tx)
             try:
-                count = self._rebuild(tx, targets, batch_size)
+                count = self._rebuild(tx, targets, batch_size, on_progress)
             finally:
                 for statement in restore:
                     tx.execute(statement)
         return count
 
-    def _rebuild(self, tx: Tx, targets: Sequence[Projection], batch_size: int) -> int:
+    def _rebuild(
+        self,
+        tx: Tx,
+        targets: Sequence[Projection],
+        batch_size: int,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
         self._tracked(tx, lock=True)
         # Secondary indexes are built once from the finished tables, which is
         # cheaper than keeping them up to date row by row; applying only looks
@@ -379,6 +391,8 @@ class Projections:
                 after = items[-1].position
                 count += len(items)
                 del items  # the next batch is read before this one would be freed
+                if on_progress is not None:
+                    on_progress(count)
             for p in targets:
                 p.end_rebuild(tx)
         except BaseException:

@@ -106,7 +106,8 @@ def _raw(work: Work) -> tuple[Any, Any]:
 
 def serve(work: Work, conn: Connection) -> None:
     """Run commands when told to; see the module doc."""
-    command, close = _eventsourcing(work) if work.kind == "eventsourcing" else _caseledger(work)
+    kinds = {"eventsourcing": _eventsourcing, "raw": _raw}
+    command, close = kinds.get(work.kind, _caseledger)(work)
     try:
         for _ in range(WARMUP):
             command()

@@ -165,6 +165,21 @@ def demo_ledger(size: Size, request: pytest.FixtureRequest, seed: int = 0) -> Pa
     return path
 
 
+def copy_ledger(source: Path, path: Path) -> Path:
+    """A fresh copy of the cached ledger ``source`` (and its key file) at ``path``."""
+    remove_ledger(path)
+    shutil.copyfile(source, path)
+    if Path(f"{source}.key").exists():
+        shutil.copyfile(f"{source}.key", f"{path}.key")
+    return path
+
+
+def remove_ledger(path: Path) -> None:
+    """Delete an SQLite ledger file with its WAL, shared-memory and key files."""
+    for suffix in ("", "-wal", "-shm", ".key"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 @dataclass
 class Demo:
     source: Path
@@ -196,19 +211,12 @@ def _middle_day(ledger: Ledger, events: int) -> date:
 @pytest.fixture(scope="module", params=_sizes(), ids=str)
 def demo(bench_dir: Path, request: pytest.FixtureRequest) -> Iterator[Demo]:
     source = demo_ledger(request.param, request)
-    path = bench_dir / source.name
-    for suffix in ("-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(source, path)
-    if Path(f"{source}.key").exists():
-        shutil.copyfile(f"{source}.key", f"{path}.key")
+    path = copy_ledger(source, bench_dir / source.name)
     ledger = Ledger.open(path)
     events = len(ledger)
     yield Demo(source, path, ledger, events, _middle_day(ledger, events))
     ledger.close()
-    path.unlink(missing_ok=True)
-    for suffix in ("-wal", "-shm", ".key"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    remove_ledger(path)
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -218,8 +219,6 @@ def test_single_command(world: World, measure: Measure, kind: str, writers: int)
 
 def _caught_up(url: str, timeout: float = 120.0) -> None:
     """Wait until the follower has applied every event; fail if it does not."""
-    import time
-
     with Ledger.open(url, projections="follow") as ledger:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -25,7 +25,6 @@ of a demo ledger
 from __future__ import annotations
 
 import itertools
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import pytest
 
 from benchmarks.conftest import Measure
 from benchmarks.report import OURS
-from benchmarks.test_demo_ledgers import _sizes, demo_ledger
+from benchmarks.test_demo_ledgers import _sizes, copy_ledger, demo_ledger, remove_ledger
 from caseledger import Ledger
 
 NOTES = "방문 점검: 서비스 이용 중, 건강 상태 호전"
@@ -72,20 +71,14 @@ def _links(ledger: Ledger) -> list[tuple[UUID, UUID, str]]:
 @pytest.fixture(scope="module", params=_sizes(), ids=str)
 def sized(bench_dir: Path, request: pytest.FixtureRequest) -> Iterator[Sized]:
     source = demo_ledger(request.param, request)
-    path = bench_dir / f"writes-{source.name}"
-    for suffix in ("", "-wal", "-shm", ".key"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(source, path)
-    if Path(f"{source}.key").exists():
-        shutil.copyfile(f"{source}.key", f"{path}.key")
+    path = copy_ledger(source, bench_dir / f"writes-{source.name}")
     ledger = Ledger.open(path)
     events = len(ledger)
     links = _links(ledger)
     assert len(links) >= 100, "the demo ledger has too few active service links"
     yield Sized(path, ledger, events, links, datetime.now(UTC))
     ledger.close()
-    for suffix in ("", "-wal", "-shm", ".key"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    remove_ledger(path)
 
 
 def _check(s: Sized, link: tuple[UUID, UUID, str]) -> None:
@@ -94,19 +87,31 @@ def _check(s: Sized, link: tuple[UUID, UUID, str]) -> None:
                            by=worker, at=s.at)  # fmt: skip
 
 
-def _raw(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
+class _Floor:
+    """A plain sqlite3 connection writing rows like the ledger's last one, under a new id."""
 
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        found = self.conn.execute(
+            "SELECT topic, state FROM stored_events ORDER BY rowid DESC LIMIT 1"
+        ).fetchone()
+        assert found is not None
+        self.topic, self.state = str(found[0]), bytes(found[1])
+        self.id = uuid4().hex
+        self.versions = itertools.count(1)
 
-def _last_row(conn: sqlite3.Connection) -> tuple[str, bytes]:
-    found = conn.execute(
-        "SELECT topic, state FROM stored_events ORDER BY rowid DESC LIMIT 1"
-    ).fetchone()
-    assert found is not None
-    return str(found[0]), bytes(found[1])
+    def row(self) -> tuple[str, int, str, bytes]:
+        """The next row: the same topic and state bytes, the next version of the id."""
+        return self.id, next(self.versions), self.topic, self.state
+
+    def written(self) -> int:
+        """How many rows this floor has inserted."""
+        found = self.conn.execute(
+            "SELECT COUNT(*) FROM stored_events WHERE originator_id = ?", (self.id,)
+        ).fetchone()
+        return int(found[0])
 
 
 _INSERT = (
@@ -137,39 +142,31 @@ def test_batched_append(sized: Sized, measure: Measure) -> None:
 
 
 def test_batched_append_floor(sized: Sized, measure: Measure) -> None:
-    conn = _raw(sized.path)
-    topic, state = _last_row(conn)
-    versions = itertools.count(1)
-    me = uuid4().hex
+    floor = _Floor(sized.path)
+    conn = floor.conn
 
     def insert() -> None:
-        rows = [(me, next(versions), topic, state) for _ in range(BATCH)]
+        rows = [floor.row() for _ in range(BATCH)]
         conn.execute("BEGIN")
         conn.executemany(_INSERT, rows)
         conn.execute("COMMIT")
 
     measure(f"batched append, {sized.label}", FLOOR, insert,
             events=BATCH, rounds=BATCH_ROUNDS, warmup_rounds=1)  # fmt: skip
-    assert conn.execute(
-        "SELECT COUNT(*) FROM stored_events WHERE originator_id = ?", (me,)
-    ).fetchone() == (BATCH * (BATCH_ROUNDS + 1),)
+    assert floor.written() == BATCH * (BATCH_ROUNDS + 1)
     conn.close()
 
 
 def test_single_command_floor(sized: Sized, measure: Measure) -> None:
-    conn = _raw(sized.path)
-    topic, state = _last_row(conn)
-    versions = itertools.count(1)
-    me = uuid4().hex
+    floor = _Floor(sized.path)
+    conn = floor.conn
 
     def insert() -> None:
         conn.execute("BEGIN")
-        conn.execute(_INSERT, (me, next(versions), topic, state))
+        conn.execute(_INSERT, floor.row())
         conn.execute("COMMIT")
 
     measure(f"single command, {sized.label}", FLOOR, insert,
             events=1, rounds=SINGLE_ROUNDS, warmup_rounds=10)  # fmt: skip
-    assert conn.execute(
-        "SELECT COUNT(*) FROM stored_events WHERE originator_id = ?", (me,)
-    ).fetchone() == (SINGLE_ROUNDS + 10,)
+    assert floor.written() == SINGLE_ROUNDS + 10
     conn.close()

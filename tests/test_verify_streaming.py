@@ -8,33 +8,22 @@ same tampering gives the same report; and the store streams a query's rows in pa
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from caseledger import Ledger
 from caseledger.merkle_log import VerificationReport
+from tests import test_tamper
 from tests.conftest import MASTER_KEY, FixedClock
 from tests.scenarios import scenario_1, scenario_3
-from tests.test_tamper import SIGNER, VERIFIER, PostgresRows, Rows, SQLiteRows, flip
+from tests.test_tamper import SIGNER, VERIFIER, Rows, flip
 
 PAGE_SIZES = (1, 2, 5, 7, 5000)
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "ledger.db")
-    return str(request.getfixturevalue("pg_schema_url"))
-
-
-@pytest.fixture
-def setup(url: str, clock: FixedClock) -> tuple[str, str, Rows]:
-    with Ledger.open(url, clock=clock, master_key=MASTER_KEY) as ledger:
-        scenario_1(ledger)
-        note = ledger.checkpoint(SIGNER)
-    rows: Rows = PostgresRows(url) if url.startswith("postgresql") else SQLiteRows(Path(url))
-    return url, note, rows
+# The tamper tests' fixtures: a ledger (SQLite and PostgreSQL) with scenario 1, its
+# checkpoint and direct access to its rows.
+url = test_tamper.url
+setup = test_tamper.setup
 
 
 def reports(url: str, note: str) -> list[VerificationReport]:

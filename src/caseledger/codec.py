@@ -176,16 +176,24 @@ def _epoch_in(offset: int) -> datetime:
     return epoch
 
 
+def trusted_uuid(number: int) -> UUID:
+    """The UUID whose 128-bit integer is ``number``, built without ``UUID()``'s checks.
+
+    For ids the ledger stored itself (about three times faster than ``UUID(...)`` on
+    replay); anything from outside goes through ``UUID()``.
+    """
+    value = _new_uuid(UUID)
+    _set_uuid(value, "int", number)
+    _set_uuid(value, "is_safe", _UUID_SAFE)
+    return value
+
+
 def _uuid(data: bytes) -> UUID:
-    # UUID(bytes=...) validates its arguments on every call; stored bytes are 16 by
-    # construction, so build the object directly (about three times faster on replay).
+    # Stored UUID bytes are 16 by construction; anything else is a damaged record.
     if len(data) != 16:
         msg = "a stored UUID must be 16 bytes"
         raise ValueError(msg)
-    value = _new_uuid(UUID)
-    _set_uuid(value, "int", int.from_bytes(data, "big"))
-    _set_uuid(value, "is_safe", _UUID_SAFE)
-    return value
+    return trusted_uuid(int.from_bytes(data, "big"))
 
 
 def _ext_hook(
@@ -201,13 +209,7 @@ def _ext_hook(
         micros, offset = _unpack_dt(data)
         return (_epochs.get(offset) or _epoch_in(offset)) + _delta(0, 0, micros)
     if code == _EXT_UUID:
-        if len(data) != 16:
-            msg = "a stored UUID must be 16 bytes"
-            raise ValueError(msg)
-        value = _new_uuid(UUID)
-        _set_uuid(value, "int", int.from_bytes(data, "big"))
-        _set_uuid(value, "is_safe", _UUID_SAFE)
-        return value
+        return _uuid(data)
     if code == _EXT_SEALED:
         return _Sealed(data)
     if code == _EXT_DECIMAL:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
-from decimal import Decimal
+from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
 from typing import Any, ClassVar
 from uuid import UUID
@@ -50,7 +49,7 @@ from caseledger.events import (
     SupervisionRecorded,
     WorkerRegistered,
 )
-from caseledger.projections.base import Item, Projection, fetch, from_ts, ts
+from caseledger.projections.base import Item, Projection, fetch, from_ts, scalar_text, ts
 from caseledger.store import Tx
 
 __all__ = ["PERSONAL_FIELDS", "Audit", "AuditEntry", "AuditPage", "audit_query", "structural"]
@@ -89,14 +88,11 @@ _NESTED = (dict, tuple, list)
 
 
 def _default(value: object) -> object:
-    if isinstance(value, datetime):
-        return ts(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, UUID | Decimal):
-        return str(value)
-    msg = f"cannot put a {type(value).__name__} in the audit trail"
-    raise TypeError(msg)
+    text = scalar_text(value)
+    if text is None:
+        msg = f"cannot put a {type(value).__name__} in the audit trail"
+        raise TypeError(msg)
+    return text
 
 
 def _encoder() -> Callable[[Any], str]:

@@ -41,6 +41,7 @@ __all__ = [
     "from_ts",
     "local_date",
     "placeholders",
+    "scalar_text",
     "ts",
 ]
 
@@ -192,6 +193,17 @@ def _text_hook(
     return msgpack.ExtType(code, data)
 
 
+def scalar_text(value: object) -> str | None:
+    """The stored text of a datetime (:func:`ts`), date, UUID or Decimal; else None."""
+    if isinstance(value, datetime):
+        return ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    return None
+
+
 def _as_text(value: Any) -> Any:
     """``value`` from :func:`caseledger.codec.decode_fields` in the text form of items."""
     kind = type(value)
@@ -199,13 +211,8 @@ def _as_text(value: Any) -> Any:
         return {k: _as_text(v) for k, v in value.items()}
     if kind is tuple or kind is list:
         return kind(_as_text(v) for v in value)
-    if isinstance(value, datetime):
-        return ts(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, UUID | Decimal):
-        return str(value)
-    return value
+    text = scalar_text(value)
+    return value if text is None else text
 
 
 def _unpack_text(state: bytes) -> Any:

@@ -33,8 +33,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any, ClassVar, NamedTuple
-from uuid import UUID, SafeUUID
+from uuid import UUID
 
+from caseledger.codec import trusted_uuid
 from caseledger.errors import CaseNotFound, InvalidInput
 from caseledger.events import (
     CaseClassified,
@@ -878,10 +879,10 @@ def _fold_both(
 class _Times:
     """Stored times read once per query: many cases share a meeting's or a day's time."""
 
-    __slots__ = ("_days", "_moments", "_tz")
+    __slots__ = ("_days", "_moments", "tz")
 
     def __init__(self, tz: tzinfo) -> None:
-        self._tz = tz
+        self.tz = tz
         self._moments: dict[str, datetime] = {}
         self._days: dict[str, date] = {}
 
@@ -894,7 +895,7 @@ class _Times:
     def day_of(self, text: str) -> date:
         found = self._days.get(text)
         if found is None:
-            found = self._days[text] = self.moment(text).astimezone(self._tz).date()
+            found = self._days[text] = self.moment(text).astimezone(self.tz).date()
         return found
 
     def day(self, text: str | None) -> date | None:
@@ -931,15 +932,12 @@ _REASONS = {reason.value: reason for reason in ClosureReason}
 
 def _uuid(text: str) -> UUID:
     # Stored ids are canonical by construction; UUID(text) re-checks every character.
-    value = object.__new__(UUID)
-    object.__setattr__(value, "int", int(text.replace("-", ""), 16))
-    object.__setattr__(value, "is_safe", SafeUUID.unknown)
-    return value
+    return trusted_uuid(int(text.replace("-", ""), 16))
 
 
 def _entry(f: FoundCase, reference: date, times: _Times, deadlines: Deadlines) -> CaseloadEntry:
     s = f.state
-    dues = dues_of(f, times._tz, deadlines, times)
+    dues = dues_of(f, times.tz, deadlines, times)
     first = min(dues, key=lambda d: (d[1], d[0])) if dues else None
     since = times.day_of(s.stage_since)
     moment = times.moment

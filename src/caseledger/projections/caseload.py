@@ -29,8 +29,8 @@ Python: exact, but it reads every transition rather than an index.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import date, datetime, tzinfo
 from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
@@ -75,7 +75,7 @@ from caseledger.projections.base import (
     from_ts,
     placeholders,
 )
-from caseledger.projections.due import Deadlines, DueItem, due_dates
+from caseledger.projections.due import Deadlines, DueItem, due_on
 from caseledger.store import Tx
 from caseledger.values import ClosureReason, Level, Stage, Track
 
@@ -826,7 +826,8 @@ def open_states_at(
         f"FROM {schema.t(table)} v WHERE {valid}{where}"
     )
     tx.execute(sql, [_CHECKED, *check_params, *valid_params, *params])
-    return [FoundCase(row[0], _State(*row[1:-1]), row[-1]) for row in fetch(tx)]
+    new = tuple.__new__  # the rows are the state's columns in order: no per-field checks
+    return [new(FoundCase, (row[0], new(_State, row[1:-1]), row[-1])) for row in fetch(tx)]
 
 
 def _fold_both(
@@ -907,23 +908,35 @@ def dues_of(
 ) -> list[tuple[str, date]]:
     """What is due on a found case state (see :func:`caseledger.projections.due.due_dates`)."""
     s = f.state
-    times = times or _Times(tz)
-    day = times.day
-    return due_dates(
-        stage=_STAGES[s.stage],
-        track=s.track,
-        intake=times.day_of(s.intake_at),
-        stage_since=times.day_of(s.stage_since),
-        assessed=day(s.assessed_at),
-        meeting=day(s.meeting_at),
-        plan=day(s.plan_at),
-        closed=day(s.closed_at),
-        follow_up=day(s.follow_up_at),
-        last_check=day(f.last_check),
-        deadlines=deadlines,
-    )
+    day = _DueDays(s, f.last_check, (times or _Times(tz)).day_of)
+    return due_on(_STAGES[s.stage], s.track, day, deadlines)
 
 
+class _DueDays:
+    """The local day of a case state's stored time, by :func:`due_on`'s names for them."""
+
+    __slots__ = ("day_of", "last_check", "state")
+
+    def __init__(self, state: _State, last_check: str | None, day_of: Callable[[str], date]):
+        self.state = state
+        self.last_check = last_check
+        self.day_of = day_of
+
+    def __call__(self, name: str) -> date | None:
+        text = self.last_check if name == "last_check" else getattr(self.state, _DUE_FIELDS[name])
+        return None if text is None else self.day_of(text)
+
+
+#: :func:`due_on`'s names for the state's stored times.
+_DUE_FIELDS = {
+    "intake": "intake_at",
+    "stage_since": "stage_since",
+    "assessed": "assessed_at",
+    "meeting": "meeting_at",
+    "plan": "plan_at",
+    "closed": "closed_at",
+    "follow_up": "follow_up_at",
+}
 _STAGES = {stage.value: stage for stage in Stage}
 _TRACKS = {track.value: track for track in Track}
 _LEVELS = {level.value: level for level in Level}
@@ -935,32 +948,70 @@ def _uuid(text: str) -> UUID:
     return trusted_uuid(int(text.replace("-", ""), 16))
 
 
-def _entry(f: FoundCase, reference: date, times: _Times, deadlines: Deadlines) -> CaseloadEntry:
-    s = f.state
-    dues = dues_of(f, times.tz, deadlines, times)
-    first = min(dues, key=lambda d: (d[1], d[0])) if dues else None
-    since = times.day_of(s.stage_since)
-    moment = times.moment
-    return CaseloadEntry(
-        case_id=_uuid(f.case_id),
-        household_id=_uuid(s.household_id),
-        dong=s.dong,
-        district=s.district,
-        organisation=s.organisation,
-        worker=s.worker,
-        stage=_STAGES[s.stage],
-        track=_TRACKS[s.track] if s.track else None,
-        level=_LEVELS[s.level] if s.level else None,
-        stage_since=moment(s.stage_since),
-        days_in_stage=max(0, (reference - since).days),
-        opened_at=moment(s.intake_at),
-        last_checked_at=moment(f.last_check) if f.last_check else None,
-        next_due=first[1] if first else None,
-        next_due_kind=first[0] if first else None,
-        closed_at=moment(s.closed_at) if s.closed_at else None,
-        closure_reason=_REASONS[s.closure_reason] if s.closure_reason else None,
-        reopened=s.reopened,
+def _entries(
+    found: Sequence[FoundCase], reference: date, times: _Times, deadlines: Deadlines
+) -> list[CaseloadEntry]:
+    """Caseload entries for found states, in caseload order (district, dong, worker, intake).
+
+    Stored times are fixed-width UTC text, so ordering by the text orders by time.
+    """
+    ordered = sorted(
+        found,
+        key=_caseload_order,
     )
+    moment, day_of = times.moment, times.day_of
+    stages, tracks, levels, reasons = _STAGES, _TRACKS, _LEVELS, _REASONS
+    entries: list[CaseloadEntry] = []
+    append = entries.append
+    make = _trusted_entry
+    for f in ordered:
+        s = f.state
+        stage = stages[s.stage]
+        dues = due_on(stage, s.track, _DueDays(s, f.last_check, day_of), deadlines)
+        first = dues[0] if len(dues) == 1 else min(dues, key=_due_order, default=None)
+        append(
+            make(
+                _uuid(f.case_id),
+                _uuid(s.household_id),
+                s.dong,
+                s.district,
+                s.organisation,
+                s.worker,
+                stage,
+                tracks[s.track] if s.track else None,
+                levels[s.level] if s.level else None,
+                moment(s.stage_since),
+                max(0, (reference - day_of(s.stage_since)).days),
+                moment(s.intake_at),
+                moment(f.last_check) if f.last_check else None,
+                first[1] if first else None,
+                first[0] if first else None,
+                moment(s.closed_at) if s.closed_at else None,
+                reasons[s.closure_reason] if s.closure_reason else None,
+                s.reopened,
+            )
+        )
+    return entries
+
+
+_ENTRY_FIELDS = tuple(field.name for field in fields(CaseloadEntry))
+
+
+def _trusted_entry(*values: Any) -> CaseloadEntry:
+    """A :class:`CaseloadEntry` of ``values`` in field order, set without the frozen
+    dataclass's one ``object.__setattr__`` per field (a caseload builds thousands)."""
+    entry = object.__new__(CaseloadEntry)
+    entry.__dict__.update(zip(_ENTRY_FIELDS, values, strict=True))
+    return entry
+
+
+def _caseload_order(f: FoundCase) -> tuple[str, ...]:
+    s = f.state
+    return s.district, s.dong, s.worker, s.intake_at, f.case_id
+
+
+def _due_order(due: tuple[str, date]) -> tuple[date, str]:
+    return due[1], due[0]
 
 
 def _check_stage(stage: Stage | str | None) -> str | None:
@@ -1008,10 +1059,7 @@ def caseload_query(
         filters=filters,
         include_closed=include_closed or stage == Stage.CLOSED or case_id is not None,
     )
-    times = _Times(tz)
-    entries = [_entry(f, reference, times, deadlines) for f in found]
-    entries.sort(key=lambda e: (e.district, e.dong, e.worker, e.opened_at, str(e.case_id)))
-    return entries
+    return _entries(found, reference, _Times(tz), deadlines)
 
 
 def case_state_query(
@@ -1107,15 +1155,15 @@ def due_query(
     items = []
     for f in found:
         s = f.state
-        for kind, due_on in dues_of(f, tz, deadlines):
-            late = (reference - due_on).days
+        for kind, due_day in dues_of(f, tz, deadlines):
+            late = (reference - due_day).days
             if overdue_only and late <= 0:
                 continue
             items.append(
                 DueItem(
                     case_id=UUID(f.case_id),
                     kind=kind,
-                    due_on=due_on,
+                    due_on=due_day,
                     overdue=late > 0,
                     days_overdue=max(0, late),
                     stage=Stage(s.stage),

@@ -7,13 +7,14 @@ case states the caseload projection keeps, so changing them needs no rebuild.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from uuid import UUID
 
 from caseledger.values import Stage
 
-__all__ = ["DUE_KINDS", "Deadlines", "DueItem", "add_months", "due_dates"]
+__all__ = ["DUE_KINDS", "Deadlines", "DueItem", "add_months", "due_dates", "due_on"]
 
 #: What can fall due on a case, in lifecycle order.
 DUE_KINDS = ("assessment", "selection", "plan", "service_check", "follow_up")
@@ -98,20 +99,64 @@ def due_dates(
       last check and the day the service began;
     * ``follow_up``: closed with no follow-up since, ``follow_up_months`` after closure.
     """
-    found: list[tuple[str, date]] = []
+    days = {
+        "intake": intake,
+        "stage_since": stage_since,
+        "assessed": assessed,
+        "meeting": meeting,
+        "plan": plan,
+        "closed": closed,
+        "follow_up": follow_up,
+        "last_check": last_check,
+    }
+    return due_on(stage, track, days.__getitem__, deadlines)
+
+
+def due_on(
+    stage: Stage,
+    track: str | None,
+    day: Callable[[str], date | None],
+    deadlines: Deadlines,
+) -> list[tuple[str, date]]:
+    """:func:`due_dates`, asking ``day(name)`` for only the dates this stage needs.
+
+    ``name`` is one of ``due_dates``' date parameters (``"intake"``, ``"meeting"``, …).
+    A caseload converts stored times to days this way without converting the ones a
+    case's stage does not look at. A case is in one stage, so at most one item is due.
+    """
     if stage is Stage.OPENED:
-        found.append(("assessment", intake + timedelta(days=deadlines.assessment_days)))
-    if (
-        stage is Stage.ASSESSED
-        and meeting is not None
-        and (assessed is None or meeting >= assessed)
-    ):
-        found.append(("selection", meeting + timedelta(days=deadlines.selection_days)))
-    if stage is Stage.SELECTED and track == "case_managed" and plan is None:
-        found.append(("plan", intake + timedelta(days=deadlines.plan_days)))
-    if stage in (Stage.IN_SERVICE, Stage.LINKED):
-        since = stage_since if last_check is None else max(last_check, stage_since)
-        found.append(("service_check", add_months(since, deadlines.check_months)))
-    if stage is Stage.CLOSED and closed is not None and (follow_up is None or follow_up < closed):
-        found.append(("follow_up", add_months(closed, deadlines.follow_up_months)))
-    return found
+        return [("assessment", _known(day("intake")) + timedelta(days=deadlines.assessment_days))]
+    if stage is Stage.ASSESSED:
+        meeting = day("meeting")
+        if meeting is None:
+            return []
+        assessed = day("assessed")
+        if assessed is not None and meeting < assessed:
+            return []
+        return [("selection", meeting + timedelta(days=deadlines.selection_days))]
+    if stage is Stage.SELECTED:
+        if track != "case_managed" or day("plan") is not None:
+            return []
+        return [("plan", _known(day("intake")) + timedelta(days=deadlines.plan_days))]
+    if stage is Stage.IN_SERVICE or stage is Stage.LINKED:
+        since = _known(day("stage_since"))
+        last_check = day("last_check")
+        if last_check is not None and last_check > since:
+            since = last_check
+        return [("service_check", add_months(since, deadlines.check_months))]
+    if stage is Stage.CLOSED:
+        closed = day("closed")
+        if closed is None:
+            return []
+        follow_up = day("follow_up")
+        if follow_up is not None and follow_up >= closed:
+            return []
+        return [("follow_up", add_months(closed, deadlines.follow_up_months))]
+    return []
+
+
+def _known(day: date | None) -> date:
+    if day is None:  # intake and stage_since are set on every case
+        msg = "a case state without its intake or stage date"
+        raise ValueError(msg)
+    return day

@@ -7,6 +7,7 @@ for any stage, track, dates and deadlines.
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, timedelta
 
 from hypothesis import given
@@ -82,3 +83,13 @@ def test_due_rules_agree_with_the_guide(
     # A stage asks for no more than its own rule reads.
     assert len(asked) <= 2
     assert len(expected) <= 1
+
+
+@given(day=st.dates(), months=st.integers(0, 240))
+def test_add_months_keeps_the_day_or_takes_the_months_last(day: date, months: int) -> None:
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    if year > 9999:
+        return
+    last = calendar.monthrange(year, month)[1]
+    assert add_months(day, months) == date(year, month, min(day.day, last))

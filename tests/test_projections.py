@@ -612,3 +612,50 @@ def test_writes_after_a_failed_rebuild_still_update_every_read_model(
     inline = ledger.projections.dump()
     ledger.rebuild()
     assert ledger.projections.dump() == inline
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_index_added_by_a_newer_release_is_made_on_opening(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A ledger made before the caseload's indexes for open cases and service checks:
+    # opening it adds them (and drops the index they replace) without a rebuild.
+    url = (
+        str(tmp_path / "ledger.db")
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_schema_url")
+    )
+    new = {"caseledger_case_occurred_open", "caseledger_case_recorded_open",
+           "caseledger_case_transition_checked"}  # fmt: skip
+    with Ledger.open(url, master_key=MASTER_KEY) as ledger:
+        scenario_1(ledger)
+        rows, caseload = ledger.projections.dump(), ledger.caseload(as_of=date(2023, 2, 1))
+        prefix = "" if backend == "sqlite" else f'"{ledger.projections.schema.prefix[1:-2]}".'
+        assert new <= _index_names(ledger)
+        for name in sorted(new):
+            ledger.store.maintain(f"DROP INDEX {prefix}{name}")
+        ledger.store.maintain(
+            f"CREATE INDEX caseledger_case_transition_kind "
+            f"ON {prefix}caseledger_case_transition (case_id, kind, occurred_at)"
+        )
+        positions = ledger.projections.positions()
+        assert not new & _index_names(ledger)
+
+    with Ledger.open(url, master_key=MASTER_KEY) as reopened:
+        names = _index_names(reopened)
+        assert new <= names
+        assert "caseledger_case_transition_kind" not in names
+        assert reopened.projections.positions() == positions  # nothing was rebuilt
+        assert reopened.projections.dump() == rows
+        assert reopened.caseload(as_of=date(2023, 2, 1)) == caseload
+
+
+def _index_names(ledger: Ledger) -> set[str]:
+    if ledger.store.dialect == "sqlite":
+        rows = ledger.store.query("SELECT name FROM sqlite_master WHERE type = 'index'")
+    else:
+        schema = ledger.projections.schema.prefix[1:-2]
+        rows = ledger.store.query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = ?", (schema,)
+        )
+    return {row[0] for row in rows}

@@ -37,14 +37,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gc
 import hashlib
 import json
 import os
 import struct
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from operator import itemgetter
@@ -52,6 +50,7 @@ from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
+from caseledger._gc import gc_paused
 from caseledger.errors import (
     CaseNotFound,
     CheckpointError,
@@ -1511,7 +1510,7 @@ class MerkleLog:
         given.sort(key=lambda c: c.size)
         if batch_size < 1:
             raise InvalidInput("batch_size must be at least 1")
-        with self._store.transaction(commit=False) as tx, _gc_paused():
+        with self._store.transaction(commit=False) as tx, gc_paused():
             return self._verify(tx, given, batch_size, started, on_progress)
 
     def _verify(
@@ -1885,23 +1884,6 @@ class MerkleLog:
         except ProofError:
             return False
         return True
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a scan of the log.
-
-    A scan makes many short-lived row tuples and no reference cycles; with the collector
-    on, the pages that live a little longer trigger full collections of every object in
-    the process, which cost a fifth of a verification.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _runs(positions: list[int]) -> list[list[int]]:

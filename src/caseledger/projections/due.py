@@ -72,7 +72,12 @@ def add_months(day: date, months: int) -> date:
     """``day`` plus whole calendar months (the 31st becomes the month's last day)."""
     index = day.month - 1 + months
     year, month = day.year + index // 12, index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+    last = _MONTH_DAYS[month] + (month == 2 and calendar.isleap(year))
+    return date(year, month, min(day.day, last))
+
+
+#: Days in each month of a common year (index 1–12).
+_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def due_dates(

@@ -28,13 +28,16 @@ and a rebuild never apply the same events twice, whichever runs first.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, tzinfo
 from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from caseledger._gc import gc_paused
 from caseledger.errors import CaseNotFound, ConfigurationError, InvalidInput
 from caseledger.events import Event
 from caseledger.projections.audit import Audit, AuditPage, audit_query
@@ -80,6 +83,8 @@ DEFAULT_TIMEZONE = "Asia/Seoul"
 
 _TRACKING = "caseledger_projection"
 _REBUILD_BATCH = 2000
+#: The name in a ``CREATE INDEX IF NOT EXISTS name ON …`` statement.
+_INDEX_NAME = re.compile(r"\s*CREATE INDEX IF NOT EXISTS (\w+) ON ", re.IGNORECASE)
 #: The SQLite page cache of a rebuild's connection, in KiB (the default is 2 MiB).
 _REBUILD_CACHE_KIB = 64 * 1024
 
@@ -135,7 +140,7 @@ class Projections:
         self._all = [cls(self.schema) for cls in classes]
         if mode == "off":
             return
-        if self._missing_tables():
+        if self._missing_tables() or self._missing_indexes():
             self._create()
         if mode == "inline":
             self.project()
@@ -163,6 +168,23 @@ class Projections:
             params: tuple[str, ...] = ()
         else:
             sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = ?"
+            params = (self.store.recorder.datastore.schema,)
+        found = {row[0] for row in self.store.query(sql, params)}
+        return wanted - found
+
+    def _missing_indexes(self) -> set[str]:
+        # An index a newer release added to an existing table: made on opening, without
+        # a rebuild (the rows stay as they are; the version goes up only when they change).
+        wanted = {
+            match.group(1)
+            for statement in self._ddl()
+            if (match := _INDEX_NAME.match(statement)) is not None
+        }
+        if self.schema.dialect == "sqlite":
+            sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+            params: tuple[str, ...] = ()
+        else:
+            sql = "SELECT indexname FROM pg_indexes WHERE schemaname = ?"
             params = (self.store.recorder.datastore.schema,)
         found = {row[0] for row in self.store.query(sql, params)}
         return wanted - found
@@ -471,6 +493,12 @@ class Projections:
 
     # -- queries ---------------------------------------------------------------------------
 
+    @contextmanager
+    def _reading(self) -> Iterator[Tx]:
+        # A read-only transaction; the rows a query turns into objects make no cycles.
+        with self.store.transaction(commit=False) as tx, gc_paused():
+            yield tx
+
     def _moments(
         self,
         as_of: date | datetime | None,
@@ -505,7 +533,7 @@ class Projections:
         """The caseload; see :meth:`caseledger.Ledger.caseload`."""
         self._require_on()
         occurred, recorded, reference = self._moments(as_of, as_of_recorded, today, now)
-        with self.store.transaction(commit=False) as tx:
+        with self._reading() as tx:
             return caseload_query(
                 tx,
                 self.schema,
@@ -534,7 +562,7 @@ class Projections:
         """One case's state; see :meth:`caseledger.Ledger.case_state`."""
         self._require_on()
         occurred, recorded, reference = self._moments(as_of, as_of_recorded, today, now)
-        with self.store.transaction(commit=False) as tx:
+        with self._reading() as tx:
             return case_state_query(
                 tx,
                 self.schema,
@@ -559,7 +587,7 @@ class Projections:
         self._require_on()
         occurred = cutoff(as_of, self.tz) if as_of is not None else None
         recorded = cutoff(as_of_recorded, self.tz) if as_of_recorded is not None else None
-        with self.store.transaction(commit=False) as tx:
+        with self._reading() as tx:
             return worker_caseloads_query(
                 tx,
                 self.schema,
@@ -585,7 +613,7 @@ class Projections:
         """Due and overdue items; see :meth:`caseledger.Ledger.due`."""
         self._require_on()
         reference = today or now.astimezone(self.tz).date()
-        with self.store.transaction(commit=False) as tx:
+        with self._reading() as tx:
             return due_query(
                 tx,
                 self.schema,
@@ -609,7 +637,7 @@ class Projections:
     ) -> AuditPage:
         """A page of an audit trail; see :meth:`caseledger.Ledger.audit_trail`."""
         self._require_on()
-        with self.store.transaction(commit=False) as tx:
+        with self._reading() as tx:
             return audit_query(
                 tx, self.schema.prefix, case_id=case_id, worker=worker, limit=limit, after=after
             )
@@ -649,7 +677,7 @@ class Projections:
     ) -> KpiReport:
         """The monitoring report; see :meth:`caseledger.Ledger.kpis`."""
         self._require_on()
-        with self.store.transaction(commit=False) as tx:
+        with self._reading() as tx:
             return kpi_query(
                 tx,
                 self.schema,
@@ -683,7 +711,7 @@ class Projections:
         if period is not None:
             found = period if isinstance(period, Period) else Period.parse(period)
             start, end = found.bounds(self.tz)
-        with self.store.transaction(commit=False) as tx:
+        with self._reading() as tx:
             return meetings_query(
                 tx,
                 self.schema.prefix,

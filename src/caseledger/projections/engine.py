@@ -83,8 +83,8 @@ DEFAULT_TIMEZONE = "Asia/Seoul"
 
 _TRACKING = "caseledger_projection"
 _REBUILD_BATCH = 2000
-#: The name in a ``CREATE INDEX IF NOT EXISTS name ON …`` statement.
-_INDEX_NAME = re.compile(r"\s*CREATE INDEX IF NOT EXISTS (\w+) ON ", re.IGNORECASE)
+#: The name in a ``CREATE [UNIQUE] INDEX IF NOT EXISTS name ON …`` statement.
+_INDEX_NAME = re.compile(r"\s*CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+) ON ", re.IGNORECASE)
 #: The SQLite page cache of a rebuild's connection, in KiB (the default is 2 MiB).
 _REBUILD_CACHE_KIB = 64 * 1024
 

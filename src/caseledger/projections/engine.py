@@ -163,14 +163,7 @@ class Projections:
         # PostgreSQL, which would make every ledger opening wait for (or deadlock with)
         # a follower applying a batch.
         wanted = {_TRACKING, *(t for p in self._all for t in p.tables)}
-        if self.schema.dialect == "sqlite":
-            sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
-            params: tuple[str, ...] = ()
-        else:
-            sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = ?"
-            params = (self.store.recorder.datastore.schema,)
-        found = {row[0] for row in self.store.query(sql, params)}
-        return wanted - found
+        return wanted - self._existing("table")
 
     def _missing_indexes(self) -> set[str]:
         # An index a newer release added to an existing table: made on opening, without
@@ -180,14 +173,21 @@ class Projections:
             for statement in self._ddl()
             if (match := _INDEX_NAME.match(statement)) is not None
         }
+        return wanted - self._existing("index")
+
+    def _existing(self, kind: Literal["table", "index"]) -> set[str]:
+        """The names of the tables or indexes in the ledger's database (or schema)."""
+        params: tuple[str, ...] = ()
         if self.schema.dialect == "sqlite":
-            sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
-            params: tuple[str, ...] = ()
+            sql = f"SELECT name FROM sqlite_master WHERE type = '{kind}'"
         else:
-            sql = "SELECT indexname FROM pg_indexes WHERE schemaname = ?"
             params = (self.store.recorder.datastore.schema,)
-        found = {row[0] for row in self.store.query(sql, params)}
-        return wanted - found
+            sql = (
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?"
+                if kind == "table"
+                else "SELECT indexname FROM pg_indexes WHERE schemaname = ?"
+            )
+        return {row[0] for row in self.store.query(sql, params)}
 
     def _create(self) -> None:
         with self.store.transaction() as tx:

@@ -562,12 +562,15 @@ class Caseload(Projection):
             return
         self._write(tx, _RECORDED, recorded_now, by_case, occurred_axis=False)
 
-        stored_eff = _max_eff(tx, self.schema, case_ids)
+        # A service check that stops nothing moves no state on either axis (it is kept
+        # for the last check): its case's occurred axis stays as it is.
+        moving = {cid: ts_ for cid, ts_ in by_case.items() if not all(map(_inert, ts_))}
+        stored_eff = _max_eff(tx, self.schema, sorted(moving)) if moving else {}
         tx.executemany(self._insert_transition, rows)
 
         in_order = {}
         refold = []
-        for cid, ts_ in by_case.items():
+        for cid, ts_ in moving.items():
             ts_.sort(key=lambda t: (t.eff, t.position))
             latest = stored_eff.get(cid)
             if latest is None or ts_[0].eff >= latest:
@@ -679,6 +682,11 @@ def _load_current(
         for row in fetch(tx):
             found[row[0]] = _Version(row[0], row[1], row[2], row[3], _State(*row[4:]))
     return found
+
+
+def _inert(t: _T) -> bool:
+    """Whether transition ``t`` leaves every case state as it is (see :func:`_step`)."""
+    return t.kind == _CHECKED and t.a != "stop"
 
 
 def _eff_order(t: _T) -> tuple[str, int]:

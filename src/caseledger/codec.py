@@ -132,20 +132,8 @@ _ExtType = msgpack.ExtType
 
 
 def _default(value: object) -> msgpack.ExtType:
-    # The exact types first, building the ExtType tuple without its argument checks
-    # (the codes and bytes here are valid by construction); subclasses take the long way.
-    kind = type(value)
-    if kind is datetime:
-        offset = value.utcoffset()  # type: ignore[attr-defined]
-        if offset is not None:
-            delta = value - _EPOCH  # type: ignore[operator]
-            micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-            data = _DT.pack(micros, int(offset.total_seconds()))
-            return _new_tuple(_ExtType, (_EXT_DATETIME, data))
-    elif kind is UUID:
-        return _new_tuple(_ExtType, (_EXT_UUID, value.bytes))  # type: ignore[attr-defined]
-    elif kind is _Sealed:
-        return _new_tuple(_ExtType, (_EXT_SEALED, value.data))  # type: ignore[attr-defined]
+    # The frequent types first; the ExtType tuple is built without its argument checks
+    # (the codes and bytes here are valid by construction).
     if isinstance(value, datetime):
         offset = value.utcoffset()
         if offset is None:
@@ -153,15 +141,15 @@ def _default(value: object) -> msgpack.ExtType:
             raise TypeError(msg)
         delta = value - _EPOCH
         micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-        return msgpack.ExtType(_EXT_DATETIME, _DT.pack(micros, int(offset.total_seconds())))
+        return _new_tuple(_ExtType, (_EXT_DATETIME, _DT.pack(micros, int(offset.total_seconds()))))
     if isinstance(value, UUID):
-        return msgpack.ExtType(_EXT_UUID, value.bytes)
+        return _new_tuple(_ExtType, (_EXT_UUID, value.bytes))
+    if isinstance(value, _Sealed):
+        return _new_tuple(_ExtType, (_EXT_SEALED, value.data))
     if isinstance(value, Decimal):
         return msgpack.ExtType(_EXT_DECIMAL, str(value).encode("ascii"))
     if isinstance(value, date):
         return msgpack.ExtType(_EXT_DATE, _DATE.pack(value.toordinal()))
-    if isinstance(value, _Sealed):
-        return msgpack.ExtType(_EXT_SEALED, value.data)
     msg = f"cannot store a value of type {type(value).__name__}"
     raise TypeError(msg)
 

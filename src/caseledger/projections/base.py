@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeGuard
 from uuid import UUID
 
 import msgpack
@@ -120,20 +120,6 @@ def _day_text(day: int) -> str:
     return text
 
 
-def _time_text(data: bytes) -> str:
-    """:func:`ts` of a stored datetime, from its bytes.
-
-    The stored microseconds count from the Unix epoch in UTC whatever offset the value
-    was given in, so the UTC text follows from them alone.
-    """
-    day, micros = divmod(_DT_UNPACK(data)[0], _DAY_MICROS)
-    minute, micros = divmod(micros, _MINUTE_MICROS)
-    # Seconds and microseconds, zero-padded to "SSffffff" behind a leading 1.
-    digits = str(100_000_000 + micros)
-    prefix = _day_texts.get(day) or _day_text(day)
-    return f"{prefix}{_MINUTE_TEXTS[minute]}{digits[1:3]}.{digits[3:]}Z"
-
-
 def _uuid_text(data: bytes) -> str:
     h = data.hex()
     if len(h) != 32:
@@ -150,14 +136,9 @@ def _date_text(data: bytes) -> str:
     return date.fromordinal(_DATE_UNPACK(data)[0]).isoformat()
 
 
-def _sealed_text(data: bytes) -> None:
-    return None  # personal values are never opened for projections
-
-
 _TEXT_HOOKS: dict[int, Callable[[bytes], Any]] = {
     codec._EXT_DECIMAL: _decimal_text,
     codec._EXT_DATE: _date_text,
-    codec._EXT_SEALED: _sealed_text,
 }
 
 
@@ -174,9 +155,11 @@ def _text_hook(
 ) -> Any:
     # The frequent cases first, with constants bound as locals: this runs for most values.
     if code == _dt:
-        # _time_text, inline.
-        day, micros = divmod(_unpack(data)[0], 86_400_000_000)
-        minute, micros = divmod(micros, 60_000_000)
+        # The stored microseconds count from the Unix epoch in UTC whatever offset the
+        # value was given in, so the UTC text follows from them alone.
+        day, micros = divmod(_unpack(data)[0], _DAY_MICROS)
+        minute, micros = divmod(micros, _MINUTE_MICROS)
+        # Seconds and microseconds, zero-padded to "SSffffff" behind a leading 1.
         digits = str(100_000_000 + micros)
         prefix = _days.get(day) or _day_text(day)
         return f"{prefix}{_minutes[minute]}{digits[1:3]}.{digits[3:]}Z"
@@ -251,7 +234,7 @@ def _subject(originator_id: Any) -> str:
     return str(originator_id if isinstance(originator_id, UUID) else UUID(originator_id))
 
 
-def _is_time_text(value: Any) -> bool:
+def _is_time_text(value: Any) -> TypeGuard[str]:
     return type(value) is str and len(value) == _TIME_TEXT_LENGTH and value[-1] == "Z"
 
 
@@ -370,7 +353,8 @@ def decode_rows(rows: Sequence[tuple[Any, ...]]) -> list[Item]:
     hook = _text_hook
     new = Item.__new__
     of = Item.of
-    size = _TIME_TEXT_LENGTH
+    is_time = _is_time_text
+    subject_of = _subject
     for position, oid, version, topic, state in rows:
         found = classes.get(topic)
         fields: Any = None
@@ -384,17 +368,8 @@ def decode_rows(rows: Sequence[tuple[Any, ...]]) -> list[Item]:
         if found is not None and type(fields) is dict and fields.pop("_v", 1) == found[1]:
             occurred = fields.get("occurred_at")
             recorded = fields.get("recorded_at")
-            if (
-                type(occurred) is str
-                and type(recorded) is str
-                and len(occurred) == size
-                and len(recorded) == size
-            ):
-                if type(oid) is str and len(oid) == 32:
-                    h = oid.lower()
-                    subject = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-                else:
-                    subject = _subject(oid)
+            if is_time(occurred) and is_time(recorded):
+                subject = subject_of(oid)
                 append(new(Item, position, subject, version, found[0], fields, occurred, recorded))
                 continue
         # Anything else (an older version to upcast, or a record that does not decode

@@ -191,10 +191,8 @@ _STAGE = _STATE_COLUMNS.index("stage")
 _MEETING_AT = _STATE_COLUMNS.index("meeting_at")
 _FOLLOW_UP_AT = _STATE_COLUMNS.index("follow_up_at")
 _LINKS = _STATE_COLUMNS.index("active_links")
-_new_state = tuple.__new__
-
-
-_new_transition = tuple.__new__
+#: Builds a _State or _T from a tuple of its fields in order, without per-field checks.
+_new = tuple.__new__
 
 
 def _stage_for_track(s: _State) -> str:
@@ -212,11 +210,11 @@ def _stage_for_track(s: _State) -> str:
 
 def _links_changed(s: _State, links: int, when: str) -> _State:
     """``s`` with ``links`` active service links, and the stage that follows from them."""
-    n: _State = _new_state(_State, (*s[:_LINKS], links))
+    n: _State = _new(_State, (*s[:_LINKS], links))
     stage = _stage_for_track(n)
     if stage == n[_STAGE]:
         return n
-    return _new_state(_State, (*n[:_STAGE], stage, when, *n[_STAGE + 2 :]))
+    return _new(_State, (*n[:_STAGE], stage, when, *n[_STAGE + 2 :]))
 
 
 def _moved(s: _State, stage: str, when: str) -> _State:
@@ -268,9 +266,9 @@ def _step(s: _State | None, t: _T, when: str) -> _State | None:
             return s
         return _links_changed(s, s.active_links - 1, when)
     if kind == _MEETING:
-        return _new_state(_State, (*s[:_MEETING_AT], when, *s[_MEETING_AT + 1 :]))
+        return _new(_State, (*s[:_MEETING_AT], when, *s[_MEETING_AT + 1 :]))
     if kind == _FOLLOW_UP:
-        return _new_state(_State, (*s[:_FOLLOW_UP_AT], when, *s[_FOLLOW_UP_AT + 1 :]))
+        return _new(_State, (*s[:_FOLLOW_UP_AT], when, *s[_FOLLOW_UP_AT + 1 :]))
     if kind == _TRANSFERRED:
         return s._replace(
             organisation=t.a or "", worker=t.b or "", dong=t.c or "", district=t.d or ""
@@ -546,12 +544,11 @@ class Caseload(Projection):
         # from which transitions take effect on the occurred axis.
         by_case: dict[str, list[_T]] = defaultdict(list)
         rows = []
-        new_t = _new_transition
+        new_t = _new
         for position, occurred, recorded, (cid, kind, a, b, c, d, e) in raw:
             if kind == _OPENED:
                 opened_at[cid] = occurred
-            opening = opened_at.get(cid)
-            eff = occurred if opening is None or occurred >= opening else opening
+            eff = _effective(occurred, opened_at.get(cid))
             t = new_t(_T, (cid, position, occurred, recorded, eff, kind, a, b, c, d, e))
             by_case[cid].append(t)
             rows.append(t)
@@ -571,7 +568,7 @@ class Caseload(Projection):
         in_order = {}
         refold = []
         for cid, ts_ in moving.items():
-            ts_.sort(key=lambda t: (t.eff, t.position))
+            ts_.sort(key=_eff_order)
             latest = stored_eff.get(cid)
             if latest is None or ts_[0].eff >= latest:
                 in_order[cid] = ts_
@@ -615,7 +612,7 @@ class Caseload(Projection):
                 case_ids,
             )
             by_case: dict[str, list[_T]] = defaultdict(list)
-            new_t = _new_transition
+            new_t = _new
             for row in fetch(tx):
                 by_case[row[0]].append(new_t(_T, row))
             recorded = []
@@ -639,7 +636,7 @@ class Caseload(Projection):
         for i, t in enumerate(transitions):
             if t.kind == _OPENED:
                 opening = t.occurred
-            eff = t.occurred if opening is None or t.occurred >= opening else opening
+            eff = _effective(t.occurred, opening)
             if eff != t.eff:
                 transitions[i] = t._replace(eff=eff)
                 tx.execute(self._update_eff, (eff, t.case_id, t.position))
@@ -682,6 +679,11 @@ def _load_current(
         for row in fetch(tx):
             found[row[0]] = _Version(row[0], row[1], row[2], row[3], _State(*row[4:]))
     return found
+
+
+def _effective(occurred: str, opening: str | None) -> str:
+    """When a transition takes effect: when it occurred, or its case's opening if later."""
+    return occurred if opening is None or occurred >= opening else opening
 
 
 def _inert(t: _T) -> bool:
@@ -842,8 +844,8 @@ def open_states_at(
         f"FROM {schema.t(table)} v WHERE {valid}{where}"
     )
     tx.execute(sql, [*check_params, *valid_params, *params])
-    new = tuple.__new__  # the rows are the state's columns in order: no per-field checks
-    return [new(FoundCase, (row[0], new(_State, row[1:-1]), row[-1])) for row in fetch(tx)]
+    # The rows are the state's columns in order.
+    return [_new(FoundCase, (row[0], _new(_State, row[1:-1]), row[-1])) for row in fetch(tx)]
 
 
 def _fold_both(
@@ -915,9 +917,6 @@ class _Times:
             found = self._days[text] = self.moment(text).astimezone(self.tz).date()
         return found
 
-    def day(self, text: str | None) -> date | None:
-        return None if text is None else self.day_of(text)
-
 
 def dues_of(
     f: FoundCase, tz: tzinfo, deadlines: Deadlines, times: _Times | None = None
@@ -971,11 +970,8 @@ def _entries(
 
     Stored times are fixed-width UTC text, so ordering by the text orders by time.
     """
-    ordered = sorted(
-        found,
-        key=_caseload_order,
-    )
-    moment, day_of = times.moment, times.day_of
+    ordered = sorted(found, key=_caseload_order)
+    moment, day_of, tz = times.moment, times.day_of, times.tz
     stages, tracks, levels, reasons = _STAGES, _TRACKS, _LEVELS, _REASONS
     entries: list[CaseloadEntry] = []
     append = entries.append
@@ -983,7 +979,7 @@ def _entries(
     for f in ordered:
         s = f.state
         stage = stages[s.stage]
-        dues = due_on(stage, s.track, _DueDays(s, f.last_check, day_of), deadlines)
+        dues = dues_of(f, tz, deadlines, times)
         first = dues[0] if len(dues) == 1 else min(dues, key=_due_order, default=None)
         append(
             make(
@@ -1169,9 +1165,10 @@ def due_query(
         tx, schema, as_of=None, as_of_recorded=None, filters=filters, include_closed=True
     )
     items = []
+    times = _Times(tz)
     for f in found:
         s = f.state
-        for kind, due_day in dues_of(f, tz, deadlines):
+        for kind, due_day in dues_of(f, tz, deadlines, times):
             late = (reference - due_day).days
             if overdue_only and late <= 0:
                 continue

@@ -7,7 +7,9 @@ for a batch; copies handed out stay independent; the stored bytes do not change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -16,6 +18,7 @@ import caseledger.application
 from caseledger import Ledger, PersonalData, RuleViolation
 from caseledger.codec import decode, encode, pack
 from caseledger.events import Event
+from caseledger.store import StoredEvent, Tx, open_store
 from tests.conftest import MASTER_KEY, FixedClock
 from tests.scenarios import kst, register_dongducheon
 
@@ -173,3 +176,62 @@ def test_the_store_lists_what_was_appended_after_a_position(ledger: Ledger) -> N
     assert store.changes_after(len(ledger), 10) == []
     assert store.has_records(case)
     assert not store.has_records(UUID(int=12345))
+
+
+class _Counter:
+    """A write hook that reads a row ahead (prefetch) and after the insert."""
+
+    READ = "SELECT n FROM prefetch_counter WHERE id = ?"
+
+    def __init__(self, *, write_first: bool) -> None:
+        self.write_first = write_first
+        self.seen: list[int] = []
+
+    def create_statements(self, dialect: str) -> list[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS prefetch_counter (id INTEGER PRIMARY KEY, n INTEGER)",
+        ]
+
+    def prefetch(self, tx: Tx, records: Sequence[StoredEvent], context: dict[str, Any]) -> None:
+        tx.prefetch(self.READ, (1,))
+
+    def after_insert(
+        self,
+        tx: Tx,
+        records: Sequence[StoredEvent],
+        positions: Sequence[int],
+        context: dict[str, Any],
+    ) -> None:
+        if self.write_first:
+            tx.execute("UPDATE prefetch_counter SET n = n + 1 WHERE id = ?", (1,))
+        tx.execute(self.READ, (1,))
+        row = tx.fetchone()
+        assert row is not None
+        self.seen.append(int(row[0]))
+        if not self.write_first:
+            tx.execute("UPDATE prefetch_counter SET n = n + 1 WHERE id = ?", (1,))
+
+
+def _record(version: int) -> StoredEvent:
+    return StoredEvent(UUID(int=7), version, "test.topic", b"state")
+
+
+@pytest.mark.parametrize("write_first", [False, True], ids=["read-then-write", "write-then-read"])
+def test_a_hook_reading_ahead_sees_what_its_transaction_wrote_before_it_reads(
+    ledger_url: str, write_first: bool
+) -> None:
+    # On PostgreSQL the read is sent with the insert; a write to the same table between
+    # that and the hook's read makes the hook's read run again (and see the write).
+    store = open_store(ledger_url)
+    try:
+        hook = _Counter(write_first=write_first)
+        store.add_hook(hook)
+        with store.transaction() as tx:
+            tx.execute("INSERT INTO prefetch_counter (id, n) VALUES (?, ?)", (1, 10))
+        for version in (1, 2, 3):
+            store.append([_record(version)])
+        expected = [11, 12, 13] if write_first else [10, 11, 12]
+        assert hook.seen == expected
+        assert store.query("SELECT n FROM prefetch_counter") == [(13,)]
+    finally:
+        store.close()

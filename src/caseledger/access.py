@@ -63,6 +63,8 @@ __all__ = [
 ]
 
 _TABLE = "caseledger_access"
+_LOCK = f"LOCK TABLE {_TABLE} IN SHARE ROW EXCLUSIVE MODE"
+_LAST = f"SELECT seq, hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1"  # noqa: S608
 _GENESIS = bytes(32)
 _HASH_PREFIX = b"caseledger:access:1\x00"
 _COLUMNS = (
@@ -253,6 +255,11 @@ class _AccessHook:
             f"CREATE INDEX IF NOT EXISTS {_TABLE}_at ON {_TABLE} (at)",
         ]
 
+    def prefetch(self, tx: Tx, records: Sequence[StoredEvent], context: dict[str, Any]) -> None:
+        if context.get("access"):
+            AccessLog._lock_chain(tx)
+            tx.prefetch(_LAST)
+
     def after_insert(
         self,
         tx: Tx,
@@ -281,12 +288,7 @@ class AccessLog:
     def _write(tx: Tx, entries: Sequence[AccessEntry], *, keep: bool) -> list[AccessRecord]:
         if not entries:
             return []
-        if tx.dialect == "postgres":
-            # Writers take turns at the end of the chain; SQLite's write lock does the same.
-            tx.execute(f"LOCK TABLE {_TABLE} IN SHARE ROW EXCLUSIVE MODE")
-        tx.execute(f"SELECT seq, hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1")  # noqa: S608
-        last = tx.fetchone()
-        seq, previous = (int(last[0]), bytes(last[1])) if last else (0, _GENESIS)
+        seq, previous = AccessLog._end_of_chain(tx)
         rows, out = [], []
         for entry in entries:
             seq += 1
@@ -298,6 +300,20 @@ class AccessLog:
         marks = ",".join("?" * 15)
         tx.executemany(f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES ({marks})", rows)  # noqa: S608
         return out
+
+    @staticmethod
+    def _lock_chain(tx: Tx) -> None:
+        if tx.dialect == "postgres":
+            # Writers take turns at the end of the chain; SQLite's write lock does the same.
+            tx.execute(_LOCK)
+
+    @staticmethod
+    def _end_of_chain(tx: Tx) -> tuple[int, bytes]:
+        """The last record's sequence number and hash, with the chain locked until commit."""
+        AccessLog._lock_chain(tx)
+        tx.execute(_LAST)
+        last = tx.fetchone()
+        return (int(last[0]), bytes(last[1])) if last else (0, _GENESIS)
 
     def append(self, entries: Sequence[AccessEntry]) -> list[AccessRecord]:
         """Append ``entries`` in a transaction of their own; return the records."""

@@ -46,7 +46,7 @@ import hmac
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -488,23 +488,24 @@ class Sealing:
         """``nonce ‖ ciphertext`` of ``plaintext`` under ``owner``'s data key."""
         return self._key(owner).seal(plaintext, aad)
 
-    def write(self, tx: Tx) -> None:
-        """Inside the write transaction: store new keys; refuse keys erased meanwhile."""
-        if self.new:
-            now = _now_text()
-            tx.executemany(
-                f"INSERT INTO {_TABLE} (owner_id, wrapped, created_at) VALUES (?,?,?)",  # noqa: S608
-                [(_owner_text(o), wrapped, now) for o, (wrapped, _) in self.new.items()],
-            )
+    def _erased_checks(self) -> Iterator[tuple[str, list[str]]]:
+        """The reads that find which reused keys were erased meanwhile."""
         owners = sorted(_owner_text(o) for o in self.reused)
         for start in range(0, len(owners), 500):
             chunk = owners[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            tx.execute(
-                f"SELECT owner_id FROM {_TABLE} "  # noqa: S608
-                f"WHERE wrapped IS NULL AND owner_id IN ({marks})",
-                chunk,
-            )
+            sql = f"SELECT owner_id FROM {_TABLE} WHERE wrapped IS NULL AND owner_id IN ({marks})"  # noqa: S608
+            yield sql, chunk
+
+    def send_checks(self, tx: Tx) -> None:
+        """Send the reads of :meth:`write` ahead, with the insert."""
+        for sql, params in self._erased_checks():
+            tx.prefetch(sql, params)
+
+    def write(self, tx: Tx) -> None:
+        """Inside the write transaction: refuse keys erased meanwhile; store new keys."""
+        for sql, params in self._erased_checks():
+            tx.execute(sql, params)
             erased = tx.fetchall()
             if erased:
                 owner = UUID(hex=erased[0][0])
@@ -514,6 +515,12 @@ class Sealing:
                     "can be recorded for it any more"
                 )
                 raise RuleViolation(msg)
+        if self.new:
+            now = _now_text()
+            tx.executemany(
+                f"INSERT INTO {_TABLE} (owner_id, wrapped, created_at) VALUES (?,?,?)",  # noqa: S608
+                [(_owner_text(o), wrapped, now) for o, (wrapped, _) in self.new.items()],
+            )
 
 
 class _Opener:
@@ -549,6 +556,11 @@ class _KeyHook:
             f"CREATE TABLE IF NOT EXISTS {_TABLE} (owner_id TEXT PRIMARY KEY, "
             f"wrapped {blob}, created_at TEXT NOT NULL, erased_at TEXT)"
         ]
+
+    def prefetch(self, tx: Tx, records: Sequence[StoredEvent], context: dict[str, Any]) -> None:
+        sealing = context.get("sealing")
+        if isinstance(sealing, Sealing):
+            sealing.send_checks(tx)
 
     def after_insert(
         self,

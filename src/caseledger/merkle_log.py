@@ -109,6 +109,7 @@ BUNDLE_FORMAT = "caseledger-proof-bundle/1"
 _LEAVES = "caseledger_leaves"
 _NODES = "caseledger_merkle_nodes"
 _HEAD = "caseledger_merkle_head"
+_READ_HEAD = f"SELECT size, last_position, frontier FROM {_HEAD} WHERE id = 1"  # noqa: S608
 #: Interior nodes of this height and more are stored; lower ones are rehashed from at
 #: most 8 leaf hashes when a proof needs them. Storing every level would double the
 #: rows written per event for nodes that cost microseconds to recompute.
@@ -1194,6 +1195,10 @@ class MerkleLog:
             f"size {big} NOT NULL, last_position {big} NOT NULL, frontier {blob} NOT NULL)",
         ]
 
+    def prefetch(self, tx: Tx, records: Sequence[StoredEvent], context: dict[str, Any]) -> None:
+        """Send the read of the tree's head ahead, with the insert."""
+        tx.prefetch(_READ_HEAD)
+
     def after_insert(
         self,
         tx: Tx,
@@ -1249,7 +1254,7 @@ class MerkleLog:
         )
 
     def _read_head(self, tx: Tx) -> _Head | None:
-        tx.execute(f"SELECT size, last_position, frontier FROM {_HEAD} WHERE id = 1")  # noqa: S608
+        tx.execute(_READ_HEAD)
         row = tx.fetchone()
         if row is None:
             return None

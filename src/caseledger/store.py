@@ -18,6 +18,7 @@ not at all.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import threading
@@ -60,6 +61,31 @@ DEFAULT_URL = "caseledger.db"
 Dialect = Literal["sqlite", "postgres"]
 
 
+_NAME = r'(?:"?\w+"?\.)?"?(\w+)"?'
+_READ_FROM = re.compile(rf"\b(?:FROM|JOIN)\s+{_NAME}", re.IGNORECASE)
+_WRITE = re.compile(rf"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+{_NAME}", re.IGNORECASE)
+_NO_WRITE = re.compile(r"^\s*(?:SELECT|LOCK|SET|NOTIFY)\b", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _tables_read(sql: str) -> frozenset[str]:
+    return frozenset(name.lower() for name in _READ_FROM.findall(sql))
+
+
+@functools.lru_cache(maxsize=1024)
+def _tables_written(sql: str) -> frozenset[str] | None:
+    """The table ``sql`` writes; None for a statement that writes none; empty if unknown."""
+    if _NO_WRITE.match(sql):
+        return None
+    found = _WRITE.match(sql)
+    return frozenset([found.group(1).lower()]) if found else frozenset()
+
+
+def _in_pipeline(cursor: Any) -> bool:
+    connection = getattr(cursor, "connection", None)
+    return connection is not None and bool(connection.pgconn.pipeline_status)
+
+
 class Tx:
     """A cursor inside a ledger transaction, speaking one SQL dialect.
 
@@ -67,12 +93,17 @@ class Tx:
     rewritten to ``%s`` once and cached.
     """
 
-    __slots__ = ("_cursor", "dialect")
+    __slots__ = ("_cursor", "_prefetched", "_ready", "dialect")
     _converted: dict[str, str] = {}  # noqa: RUF012 - a process-wide cache on purpose
 
     def __init__(self, cursor: Any, dialect: Dialect) -> None:
         self._cursor = cursor
         self.dialect: Dialect = dialect
+        #: Reads sent ahead (:meth:`prefetch`), by statement and parameters, with the
+        #: tables they read.
+        self._prefetched: dict[tuple[str, tuple[Any, ...]], tuple[Any, frozenset[str]]] = {}
+        #: The current cursor holds the whole result of its last query already.
+        self._ready = False
 
     def _sql(self, sql: str) -> str:
         if self.dialect == "sqlite":
@@ -82,13 +113,39 @@ class Tx:
             converted = self._converted[sql] = sql.replace("?", "%s")
         return converted
 
+    def prefetch(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Send a read now whose rows a later identical :meth:`execute` will take.
+
+        Inside the PostgreSQL write transaction, statements travel in a pipeline: a read
+        sent here goes to the server with the statements before it and costs no round
+        trip of its own. The later ``execute`` of the same statement with the same
+        parameters then fetches nothing: it takes these rows, unless a statement run
+        meanwhile wrote to a table the read names (then it runs again). Elsewhere
+        (SQLite, or outside a pipeline) this does nothing.
+        """
+        if self.dialect != "postgres" or not _in_pipeline(self._cursor):
+            return
+        cursor = self._cursor.connection.cursor()
+        cursor.execute(self._sql(sql), params)
+        self._prefetched[(sql, tuple(params))] = (cursor, _tables_read(sql))
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement."""
+        if self._prefetched:
+            found = self._prefetched.pop((sql, tuple(params)), None)
+            if found is not None:
+                self._cursor, self._ready = found[0], True
+                return
+            self._forget(sql)
+        self._ready = False
         self._cursor.execute(self._sql(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for many parameter rows."""
         if rows:
+            if self._prefetched:
+                self._forget(sql)
+            self._ready = False
             self._cursor.executemany(self._sql(sql), rows)
             if self.dialect == "postgres":
                 # Inside eventsourcing's pipelined insert, a query run on the same psycopg
@@ -96,16 +153,23 @@ class Tx:
                 # a fresh cursor of the same connection (same transaction) is not.
                 self._cursor = self._cursor.connection.cursor()
 
+    def _forget(self, sql: str) -> None:
+        """Drop the prefetched reads that ``sql`` may change (all, if it is not plain)."""
+        written = _tables_written(sql)
+        if written is None:
+            return
+        for key, (_, tables) in list(self._prefetched.items()):
+            if not written or written & tables:
+                del self._prefetched[key]
+
     def _settle(self) -> None:
         # Inside eventsourcing's PostgreSQL write transaction the connection is in
         # pipeline mode, where psycopg may hand a fetch the result of an earlier statement
         # if later results have not arrived yet. Leaving a nested pipeline block sends a
         # Sync and collects every result, so the fetch sees the query just executed.
-        if self.dialect == "postgres":
-            connection = getattr(self._cursor, "connection", None)
-            if connection is not None and connection.pgconn.pipeline_status:
-                with connection.pipeline():
-                    pass
+        if self.dialect == "postgres" and not self._ready and _in_pipeline(self._cursor):
+            with self._cursor.connection.pipeline():
+                pass
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         """Rows of the last query, as tuples."""
@@ -151,7 +215,13 @@ class Tx:
 
 
 class WriteHook(Protocol):
-    """Something that writes its own rows in the same transaction as new events."""
+    """Something that writes its own rows in the same transaction as new events.
+
+    A hook may also have ``prefetch(tx, records, context)``: called on PostgreSQL after
+    the records' insert is sent and before its result is awaited, it sends the reads
+    ``after_insert`` will make (:meth:`Tx.prefetch`), so that they cost no round trip of
+    their own while the log is locked against other writers.
+    """
 
     def create_statements(self, dialect: Dialect) -> list[str]:
         """DDL for this hook's tables (idempotent: ``CREATE ... IF NOT EXISTS``)."""
@@ -299,7 +369,7 @@ def _postgres_recorder_class() -> type[PostgresApplicationRecorder]:
             self, stored_events: Sequence[StoredEvent], **kwargs: Any
         ) -> Sequence[int] | None:
             try:
-                ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+                ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs, _txs=[])
             except _HookFailed as failed:
                 error = failed.error
                 if isinstance(error, psycopg.IntegrityError):
@@ -309,12 +379,30 @@ def _postgres_recorder_class() -> type[PostgresApplicationRecorder]:
                 raise error from None
             return ids
 
+        def _insert_stored_events(
+            self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        ) -> None:
+            super()._insert_stored_events(curs, stored_events, **kwargs)
+            # The hooks' reads go with the table lock and the insert, in one round trip
+            # (eventsourcing syncs the pipeline next): the lock is held for less time.
+            tx = Tx(curs.connection.cursor(), "postgres")
+            context: dict[str, Any] = kwargs.get("context", {})
+            try:
+                for hook in self.hooks:
+                    prefetch = getattr(hook, "prefetch", None)
+                    if prefetch is not None:
+                        prefetch(tx, stored_events, context)
+            except Exception as e:
+                raise _HookFailed(e) from e
+            kwargs["_txs"].append(tx)
+
         def _fetch_ids_after_insert_events(
             self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
         ) -> Sequence[int] | None:
             ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
             if self.hooks and ids:
-                tx = Tx(curs, "postgres")
+                txs: list[Tx] = kwargs["_txs"]
+                tx = txs[-1] if txs else Tx(curs, "postgres")
                 context: dict[str, Any] = kwargs.get("context", {})
                 try:
                     for hook in self.hooks:

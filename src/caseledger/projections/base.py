@@ -413,6 +413,16 @@ class Projection:
         """Apply ``items`` (in log order) inside the caller's transaction."""
         raise NotImplementedError
 
+    def prefetch(self, tx: Tx, items: Sequence[Item]) -> None:
+        """Send ahead the reads :meth:`apply` will make for ``items`` (optional).
+
+        Called in the PostgreSQL write transaction before the new records' log positions
+        are known (``items`` carry position 0), so that the reads travel with the insert
+        instead of costing a round trip each while the log is locked: use
+        :meth:`~caseledger.store.Tx.prefetch` with the very statements and parameters
+        ``apply`` will execute. A read that does not match is simply run again.
+        """
+
     def begin_rebuild(self, tx: Tx) -> None:
         """Called before a rebuild replays the whole log into empty tables.
 

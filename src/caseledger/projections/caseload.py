@@ -29,7 +29,7 @@ Python: exact, but it reads every transition rather than an index.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, tzinfo
 from typing import Any, ClassVar, NamedTuple
@@ -515,17 +515,24 @@ class Caseload(Projection):
             ]
         return statements
 
+    def prefetch(self, tx: Tx, items: Sequence[Item]) -> None:
+        if self._deferred:
+            return
+        raw = _raw_transitions(items)
+        if not raw:
+            return
+        s = self.schema
+        moving = sorted({r[3][0] for r in raw if not _inert_raw(r[3])})
+        reads = [
+            *_current_reads(s, _RECORDED, sorted({r[3][0] for r in raw})),
+            *_max_eff_reads(s, moving),
+            *_current_reads(s, _OCCURRED, moving),
+        ]
+        for sql, params in reads:
+            tx.prefetch(sql, params)
+
     def apply(self, tx: Tx, items: Sequence[Item]) -> None:
-        raw: list[tuple[int, str, str, tuple[Any, ...]]] = []
-        handled = _HANDLED
-        for item in items:
-            if item.cls not in handled:
-                continue
-            position = item.position
-            occurred = item.occurred
-            recorded = item.recorded
-            for found in _transitions_of(item):
-                raw.append((position, occurred, recorded, found))
+        raw = _raw_transitions(items)
         if not raw:
             return
         case_ids = sorted({r[3][0] for r in raw})
@@ -663,19 +670,41 @@ class Caseload(Projection):
         tx.executemany(self._insert[table], inserts)
 
 
+def _raw_transitions(items: Sequence[Item]) -> list[tuple[int, str, str, tuple[Any, ...]]]:
+    """(position, occurred, recorded, transition) of every transition in ``items``."""
+    raw: list[tuple[int, str, str, tuple[Any, ...]]] = []
+    handled = _HANDLED
+    for item in items:
+        if item.cls not in handled:
+            continue
+        position = item.position
+        occurred = item.occurred
+        recorded = item.recorded
+        for found in _transitions_of(item):
+            raw.append((position, occurred, recorded, found))
+    return raw
+
+
+def _current_reads(
+    schema: Schema, table: str, case_ids: Sequence[str]
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    cols = ", ".join(("case_id", "vfrom", "vto", "position", *_STATE_COLUMNS))
+    for part in chunks(case_ids):
+        # "vto || ''": by primary key; the index on vto would visit every current
+        # version of every case to find these few.
+        sql = (
+            f"SELECT {cols} FROM {schema.t(table)} "
+            f"WHERE case_id IN ({placeholders(len(part))}) AND vto || '' = ?"
+        )
+        yield sql, (*part, END)
+
+
 def _load_current(
     tx: Tx, schema: Schema, table: str, case_ids: Sequence[str]
 ) -> dict[str, _Version]:
     found: dict[str, _Version] = {}
-    cols = ", ".join(("case_id", "vfrom", "vto", "position", *_STATE_COLUMNS))
-    for part in chunks(case_ids):
-        tx.execute(
-            f"SELECT {cols} FROM {schema.t(table)} "
-            # "vto || ''": by primary key; the index on vto would visit every
-            # current version of every case to find these few.
-            f"WHERE case_id IN ({placeholders(len(part))}) AND vto || '' = ?",
-            (*part, END),
-        )
+    for sql, params in _current_reads(schema, table, case_ids):
+        tx.execute(sql, params)
         for row in fetch(tx):
             found[row[0]] = _Version(row[0], row[1], row[2], row[3], _State(*row[4:]))
     return found
@@ -691,6 +720,11 @@ def _inert(t: _T) -> bool:
     return t.kind == _CHECKED and t.a != "stop"
 
 
+def _inert_raw(found: tuple[Any, ...]) -> bool:
+    """:func:`_inert` for a ``(case_id, kind, a, ...)`` transition not yet stored."""
+    return bool(found[1] == _CHECKED and found[2] != "stop")
+
+
 def _eff_order(t: _T) -> tuple[str, int]:
     return t.eff, t.position
 
@@ -699,14 +733,21 @@ def _key_order(t: _T) -> tuple[str, int]:
     return t.case_id, t.position
 
 
+def _max_eff_reads(
+    schema: Schema, case_ids: Sequence[str]
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    for part in chunks(case_ids):
+        sql = (
+            f"SELECT case_id, MAX(eff_at) FROM {schema.t(_TRANSITIONS)} "
+            f"WHERE case_id IN ({placeholders(len(part))}) GROUP BY case_id"
+        )
+        yield sql, tuple(part)
+
+
 def _max_eff(tx: Tx, schema: Schema, case_ids: Sequence[str]) -> dict[str, str]:
     found: dict[str, str] = {}
-    for part in chunks(case_ids):
-        tx.execute(
-            f"SELECT case_id, MAX(eff_at) FROM {schema.t(_TRANSITIONS)} "
-            f"WHERE case_id IN ({placeholders(len(part))}) GROUP BY case_id",
-            part,
-        )
+    for sql, params in _max_eff_reads(schema, case_ids):
+        tx.execute(sql, params)
         for cid, eff in fetch(tx):
             found[cid] = eff
     return found

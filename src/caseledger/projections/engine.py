@@ -83,6 +83,8 @@ DEFAULT_TIMEZONE = "Asia/Seoul"
 
 _TRACKING = "caseledger_projection"
 _REBUILD_BATCH = 2000
+#: Where the inline hook keeps the records it decoded before the insert, for after it.
+_ITEMS = "projections.items"
 #: The name in a ``CREATE [UNIQUE] INDEX IF NOT EXISTS name ON …`` statement.
 _INDEX_NAME = re.compile(r"\s*CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+) ON ", re.IGNORECASE)
 #: The SQLite page cache of a rebuild's connection, in KiB (the default is 2 MiB).
@@ -98,6 +100,17 @@ class _Hook:
     def create_statements(self, dialect: Dialect) -> list[str]:
         return []  # created by Projections already
 
+    def prefetch(self, tx: Tx, records: Sequence[StoredEvent], context: dict[str, Any]) -> None:
+        owner = self._owner
+        tx.prefetch(owner._tracked_sql(lock=True))
+        # Positions are not known yet; after_insert gives these items theirs.
+        items = [
+            Item.of(0, r.originator_id, r.originator_version, r.topic, r.state) for r in records
+        ]
+        context[_ITEMS] = items
+        for p in owner._all:
+            p.prefetch(tx, items)
+
     def after_insert(
         self,
         tx: Tx,
@@ -105,7 +118,8 @@ class _Hook:
         positions: Sequence[int],
         context: dict[str, Any],
     ) -> None:
-        self._owner._apply_written(tx, records, positions)
+        items = context.pop(_ITEMS, None)
+        self._owner._apply_written(tx, records, positions, items)
 
 
 class Projections:
@@ -206,11 +220,14 @@ class Projections:
                 return True
         return False
 
-    def _tracked(self, tx: Tx, *, lock: bool) -> dict[str, tuple[int, int]]:
+    def _tracked_sql(self, *, lock: bool) -> str:
         sql = f"SELECT name, version, position FROM {self.schema.t(_TRACKING)}"
         if lock and self.schema.dialect == "postgres":
             sql += " FOR UPDATE"
-        tx.execute(sql)
+        return sql
+
+    def _tracked(self, tx: Tx, *, lock: bool) -> dict[str, tuple[int, int]]:
+        tx.execute(self._tracked_sql(lock=lock))
         return {name: (version, position) for name, version, position in fetch(tx)}
 
     def _set_position(self, tx: Tx, projection: Projection, position: int) -> None:
@@ -269,7 +286,11 @@ class Projections:
                 p.apply(tx, todo)
 
     def _apply_written(
-        self, tx: Tx, records: Sequence[StoredEvent], positions: Sequence[int]
+        self,
+        tx: Tx,
+        records: Sequence[StoredEvent],
+        positions: Sequence[int],
+        decoded: Sequence[Item] | None = None,
     ) -> None:
         if not records:
             return
@@ -285,10 +306,13 @@ class Projections:
             self._apply(tx, missed, after)
             low = missed[-1].position
             after = {name: max(pos, low) for name, pos in after.items()}
-        items = [
-            Item.of(position, r.originator_id, r.originator_version, r.topic, r.state)
-            for position, r in zip(positions, records, strict=True)
-        ]
+        if decoded is not None:
+            items = [i._replace(position=p) for i, p in zip(decoded, positions, strict=True)]
+        else:
+            items = [
+                Item.of(position, r.originator_id, r.originator_version, r.topic, r.state)
+                for position, r in zip(positions, records, strict=True)
+            ]
         self._apply(tx, items, after)
         self._set_positions(tx, [(p, positions[-1]) for p in self._all])
 

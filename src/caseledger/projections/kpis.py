@@ -314,9 +314,10 @@ class Kpis(Projection):
             [(c, *cases[c]) for c in sorted(touched_cases) if stored.get(c) != tuple(cases[c])],
         )
 
-    def _load(
-        self, tx: Tx, items: Sequence[Item]
-    ) -> tuple[dict[str, tuple[str, str]], dict[str, list[Any]]]:
+    def _reads(
+        self, items: Sequence[Item]
+    ) -> tuple[list[tuple[str, Sequence[str]]], list[tuple[str, Sequence[str]]]]:
+        """The reads of the households' and the cases' places these items need."""
         want_households = set()
         want_cases = set()
         for item in items:
@@ -324,23 +325,42 @@ class Kpis(Projection):
                 want_households.add(item.subject)
             elif "household_id" in item.fields and item.cls is not CaseOpened:
                 want_cases.add(item.subject)
-        households: dict[str, tuple[str, str]] = {}
-        cases: dict[str, list[Any]] = {}
         s = self.schema
-        for part in chunks(sorted(want_households)):
-            tx.execute(
+        households = [
+            (
                 f"SELECT household_id, dong, district FROM {s.t(_HOUSEHOLD)} "
                 f"WHERE household_id IN ({placeholders(len(part))})",
                 part,
             )
-            for hid, dong, district in fetch(tx):
-                households[hid] = (dong, district)
-        for part in chunks(sorted(want_cases)):
-            tx.execute(
+            for part in chunks(sorted(want_households))
+        ]
+        cases = [
+            (
                 f"SELECT case_id, dong, district, intake_at, planned FROM {s.t(_CASE)} "
                 f"WHERE case_id IN ({placeholders(len(part))})",
                 part,
             )
+            for part in chunks(sorted(want_cases))
+        ]
+        return households, cases
+
+    def prefetch(self, tx: Tx, items: Sequence[Item]) -> None:
+        households, cases = self._reads(items)
+        for sql, params in (*households, *cases):
+            tx.prefetch(sql, params)
+
+    def _load(
+        self, tx: Tx, items: Sequence[Item]
+    ) -> tuple[dict[str, tuple[str, str]], dict[str, list[Any]]]:
+        household_reads, case_reads = self._reads(items)
+        households: dict[str, tuple[str, str]] = {}
+        cases: dict[str, list[Any]] = {}
+        for sql, params in household_reads:
+            tx.execute(sql, params)
+            for hid, dong, district in fetch(tx):
+                households[hid] = (dong, district)
+        for sql, params in case_reads:
+            tx.execute(sql, params)
             for cid, dong, district, intake, planned in fetch(tx):
                 cases[cid] = [dong, district, intake, planned]
         return households, cases

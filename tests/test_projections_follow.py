@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import caseledger
 from caseledger import Ledger
 from tests.conftest import MASTER_KEY, FixedClock
 from tests.scenarios import every_event, kst, scenario_1
@@ -183,6 +184,57 @@ def test_concurrent_writers_and_a_follower_agree_with_a_rebuild(
             ledger.close()
         assert errors == []
         assert len(check.caseload()) == 1 + 30
+        applied = check.projections.dump()
+        assert _rebuilt(check) == applied
+
+
+def test_concurrent_inline_writers_on_one_case_agree_with_a_rebuild(
+    shared_url: str, clock: FixedClock
+) -> None:
+    # Inline writers read a case's current read-model rows, the Merkle head and the end
+    # of the access chain in their write transaction (on PostgreSQL sent ahead with the
+    # insert); whoever commits second must have seen the first's rows.
+    with _open(shared_url, clock) as setup:
+        s = scenario_1(setup)
+    errors: list[BaseException] = []
+    ledgers = [_open(shared_url, clock) for _ in range(3)]
+
+    def write(ledger: Ledger, n: int) -> None:
+        try:
+            for i in range(8):
+                at = kst(2023, 3, 1) + timedelta(hours=n * 100 + i)
+                caseledger.retry(
+                    lambda at=at, i=i: ledger.check_service(
+                        s.medical_case, link_id=s.medical_link, method="phone",
+                        progress=10 * n + i, by="jungang-officer", at=at,
+                    ),
+                    attempts=100,
+                )  # fmt: skip
+                household = ledger.discover_household(
+                    dong="중앙동", district="동두천시", channel="outreach_visit",
+                    by="jungang-officer", at=at,
+                )  # fmt: skip
+                ledger.record_consultation(household, method="visit", outcome="intake",
+                                           by="jungang-officer", at=at)  # fmt: skip
+                ledger.open_case(household, by="jungang-officer", at=at)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    writers = [threading.Thread(target=write, args=(ledgers[n], n)) for n in range(3)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    for ledger in ledgers:
+        ledger.close()
+    assert errors == []
+    with _open(shared_url, clock) as check:
+        assert set(check.projections.positions().values()) == {len(check)}
+        assert len(check.caseload()) == 1 + 3 * 8
+        [medical] = [e for e in check.caseload() if e.case_id == s.medical_case]
+        assert medical.last_checked_at == kst(2023, 3, 1) + timedelta(hours=2 * 100 + 7)
+        assert check.verify().ok
+        check.access.verify()
         applied = check.projections.dump()
         assert _rebuilt(check) == applied
 

@@ -235,3 +235,36 @@ def test_a_hook_reading_ahead_sees_what_its_transaction_wrote_before_it_reads(
         assert store.query("SELECT n FROM prefetch_counter") == [(13,)]
     finally:
         store.close()
+
+
+class _ArrayReader(_Counter):
+    """Reads with an array parameter (unhashable) while a read sent ahead is pending."""
+
+    def after_insert(
+        self,
+        tx: Tx,
+        records: Sequence[StoredEvent],
+        positions: Sequence[int],
+        context: dict[str, Any],
+    ) -> None:
+        tx.execute("SELECT n FROM prefetch_counter WHERE id = ANY(?)", ([1, 2],))
+        row = tx.fetchone()
+        assert row is not None
+        self.seen.append(int(row[0]))
+        super().after_insert(tx, records, positions, context)
+
+
+def test_a_hook_may_read_with_an_array_parameter_while_a_read_is_sent_ahead(
+    pg_schema_url: str,
+) -> None:
+    store = open_store(pg_schema_url)
+    try:
+        hook = _ArrayReader(write_first=False)
+        store.add_hook(hook)
+        with store.transaction() as tx:
+            tx.execute("INSERT INTO prefetch_counter (id, n) VALUES (?, ?)", (1, 5))
+        store.append([_record(1)])
+        store.append([_record(2)])
+        assert hook.seen == [5, 5, 6, 6]
+    finally:
+        store.close()

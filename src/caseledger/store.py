@@ -81,6 +81,16 @@ def _tables_written(sql: str) -> frozenset[str] | None:
     return frozenset([found.group(1).lower()]) if found else frozenset()
 
 
+def _read_key(sql: str, params: Sequence[Any]) -> tuple[str, tuple[Any, ...]] | None:
+    """What a prefetched read is found by; None if its parameters cannot be (unhashable)."""
+    key = (sql, tuple(params))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def _in_pipeline(cursor: Any) -> bool:
     connection = getattr(cursor, "connection", None)
     return connection is not None and bool(connection.pgconn.pipeline_status)
@@ -123,16 +133,18 @@ class Tx:
         meanwhile wrote to a table the read names (then it runs again). Elsewhere
         (SQLite, or outside a pipeline) this does nothing.
         """
-        if self.dialect != "postgres" or not _in_pipeline(self._cursor):
+        key = _read_key(sql, params)
+        if key is None or self.dialect != "postgres" or not _in_pipeline(self._cursor):
             return
         cursor = self._cursor.connection.cursor()
         cursor.execute(self._sql(sql), params)
-        self._prefetched[(sql, tuple(params))] = (cursor, _tables_read(sql))
+        self._prefetched[key] = (cursor, _tables_read(sql))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement."""
         if self._prefetched:
-            found = self._prefetched.pop((sql, tuple(params)), None)
+            key = _read_key(sql, params)
+            found = self._prefetched.pop(key, None) if key is not None else None
             if found is not None:
                 self._cursor, self._ready = found[0], True
                 return

@@ -13,7 +13,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -35,6 +35,17 @@ def shared_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
 
 def _open(url: str, clock: FixedClock, projections: str = "inline") -> Ledger:
     return Ledger.open(url, clock=clock, master_key=MASTER_KEY, projections=projections)
+
+
+def _open_a_case(ledger: Ledger, at: datetime) -> None:
+    """Discover a household, consult it and open its case, all at ``at``."""
+    household = ledger.discover_household(
+        dong="중앙동", district="동두천시", channel="outreach_visit", by="jungang-officer", at=at
+    )
+    ledger.record_consultation(
+        household, method="visit", outcome="intake", by="jungang-officer", at=at
+    )
+    ledger.open_case(household, by="jungang-officer", at=at)
 
 
 def _rebuilt(ledger: Ledger) -> dict[str, list[tuple[Any, ...]]]:
@@ -150,13 +161,7 @@ def test_concurrent_writers_and_a_follower_agree_with_a_rebuild(
         try:
             for i in range(15):
                 at = kst(2023, 1, 2) + timedelta(hours=n * 100 + i)
-                household = ledger.discover_household(
-                    dong="중앙동", district="동두천시", channel="outreach_visit",
-                    by="jungang-officer", at=at,
-                )  # fmt: skip
-                ledger.record_consultation(household, method="visit", outcome="intake",
-                                           by="jungang-officer", at=at)  # fmt: skip
-                ledger.open_case(household, by="jungang-officer", at=at)
+                _open_a_case(ledger, at)
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
 
@@ -210,13 +215,7 @@ def test_concurrent_inline_writers_on_one_case_agree_with_a_rebuild(
                     ),
                     attempts=100,
                 )  # fmt: skip
-                household = ledger.discover_household(
-                    dong="중앙동", district="동두천시", channel="outreach_visit",
-                    by="jungang-officer", at=at,
-                )  # fmt: skip
-                ledger.record_consultation(household, method="visit", outcome="intake",
-                                           by="jungang-officer", at=at)  # fmt: skip
-                ledger.open_case(household, by="jungang-officer", at=at)
+                _open_a_case(ledger, at)
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
 

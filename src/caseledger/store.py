@@ -133,8 +133,10 @@ class Tx:
         meanwhile wrote to a table the read names (then it runs again). Elsewhere
         (SQLite, or outside a pipeline) this does nothing.
         """
+        if self.dialect != "postgres" or not _in_pipeline(self._cursor):
+            return
         key = _read_key(sql, params)
-        if key is None or self.dialect != "postgres" or not _in_pipeline(self._cursor):
+        if key is None:
             return
         cursor = self._cursor.connection.cursor()
         cursor.execute(self._sql(sql), params)
@@ -413,8 +415,9 @@ def _postgres_recorder_class() -> type[PostgresApplicationRecorder]:
         ) -> Sequence[int] | None:
             ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
             if self.hooks and ids:
-                txs: list[Tx] = kwargs["_txs"]
-                tx = txs[-1] if txs else Tx(curs, "postgres")
+                # The transaction's Tx, holding the reads the hooks sent ahead (the last
+                # one made: eventsourcing may retry the whole insert).
+                tx: Tx = kwargs["_txs"][-1]
                 context: dict[str, Any] = kwargs.get("context", {})
                 try:
                     for hook in self.hooks:

@@ -522,7 +522,8 @@ class Caseload(Projection):
         if not raw:
             return
         s = self.schema
-        moving = sorted({r[3][0] for r in raw if not _inert_raw(r[3])})
+        # Cases whose state moves: as in apply, where the occurred axis is read for them.
+        moving = sorted({r[3][0] for r in raw if not _stops_nothing(r[3][1], r[3][2])})
         reads = [
             *_current_reads(s, _RECORDED, sorted({r[3][0] for r in raw})),
             *_max_eff_reads(s, moving),
@@ -715,14 +716,15 @@ def _effective(occurred: str, opening: str | None) -> str:
     return occurred if opening is None or occurred >= opening else opening
 
 
+def _stops_nothing(kind: str, a: Any) -> bool:
+    """Whether a transition of ``kind`` with first value ``a`` leaves every case state as
+    it is (a service check that stops no service; see :func:`_step`)."""
+    return kind == _CHECKED and a != "stop"
+
+
 def _inert(t: _T) -> bool:
-    """Whether transition ``t`` leaves every case state as it is (see :func:`_step`)."""
-    return t.kind == _CHECKED and t.a != "stop"
-
-
-def _inert_raw(found: tuple[Any, ...]) -> bool:
-    """:func:`_inert` for a ``(case_id, kind, a, ...)`` transition not yet stored."""
-    return bool(found[1] == _CHECKED and found[2] != "stop")
+    """:func:`_stops_nothing` for a stored transition."""
+    return _stops_nothing(t.kind, t.a)
 
 
 def _eff_order(t: _T) -> tuple[str, int]:

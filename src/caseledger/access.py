@@ -257,7 +257,8 @@ class _AccessHook:
 
     def prefetch(self, tx: Tx, records: Sequence[StoredEvent], context: dict[str, Any]) -> None:
         if context.get("access"):
-            AccessLog._lock_chain(tx)
+            # The lock first: the chain's end is read once it is this writer's turn.
+            tx.prefetch(_LOCK)
             tx.prefetch(_LAST)
 
     def after_insert(
@@ -302,15 +303,11 @@ class AccessLog:
         return out
 
     @staticmethod
-    def _lock_chain(tx: Tx) -> None:
+    def _end_of_chain(tx: Tx) -> tuple[int, bytes]:
+        """The last record's sequence number and hash, with the chain locked until commit."""
         if tx.dialect == "postgres":
             # Writers take turns at the end of the chain; SQLite's write lock does the same.
             tx.execute(_LOCK)
-
-    @staticmethod
-    def _end_of_chain(tx: Tx) -> tuple[int, bytes]:
-        """The last record's sequence number and hash, with the chain locked until commit."""
-        AccessLog._lock_chain(tx)
         tx.execute(_LAST)
         last = tx.fetchone()
         return (int(last[0]), bytes(last[1])) if last else (0, _GENESIS)

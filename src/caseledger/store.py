@@ -124,7 +124,7 @@ class Tx:
         return converted
 
     def prefetch(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Send a read now whose rows a later identical :meth:`execute` will take.
+        """Send a read (or a lock it needs) now; a later identical :meth:`execute` takes it.
 
         Inside the PostgreSQL write transaction, statements travel in a pipeline: a read
         sent here goes to the server with the statements before it and costs no round
@@ -139,7 +139,11 @@ class Tx:
         if key is None:
             return
         cursor = self._cursor.connection.cursor()
-        cursor.execute(self._sql(sql), params)
+        # Never as a prepared statement: sent behind the insert, this is skipped by the
+        # server if the insert fails (another writer came first), and psycopg would
+        # still count a statement it was preparing then as prepared, failing every later
+        # use of it on this connection ("prepared statement ... does not exist").
+        cursor.execute(self._sql(sql), params, prepare=False)
         self._prefetched[key] = (cursor, _tables_read(sql))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:

@@ -98,9 +98,11 @@ _FOLLOWER = textwrap.dedent(
     from caseledger import Ledger
     from tests.conftest import MASTER_KEY
     with Ledger.open(sys.argv[1], master_key=MASTER_KEY, projections="follow") as ledger:
-        # Slow, so the parent can kill it part of the way through.
-        ledger.projections.follow(poll=0.01, batch_size=1,
-                                  on_progress=lambda n, position: time.sleep(0.05))
+        # One event at a time, slowly, so the parent can kill it part of the way
+        # through (follow() would catch up on the whole log in one round).
+        while True:
+            ledger.projections.project(batch_size=1, max_batches=1)
+            time.sleep(0.05)
     """
 )
 

@@ -92,6 +92,51 @@ def test_a_follower_failing_mid_batch_resumes_without_applying_twice(
         assert _rebuilt(f) == applied
 
 
+def test_a_follower_catching_up_reports_and_stops_batch_by_batch(
+    shared_url: str, clock: FixedClock
+) -> None:
+    with _open(shared_url, clock, "follow") as writer, _open(shared_url, clock, "follow") as f:
+        scenario_1(writer)
+        total = len(writer)
+        stop = threading.Event()
+        seen: list[tuple[int, int]] = []
+        waiting = False
+
+        def progress(applied: int, position: int) -> None:
+            seen.append((applied, position))
+            if position >= 10 and not waiting:
+                stop.set()
+
+        # A backlog of 26 events in batches of 5: stopped after the second batch.
+        assert f.projections.follow(poll=0, batch_size=5, stop=stop, on_progress=progress) == 10
+        assert seen == [(5, 5), (5, 10)]
+        assert set(f.projections.positions().values()) == {10}
+        # Started again, it finishes the log and waits for more.
+        stop.clear()
+        seen.clear()
+        waiting = True
+        errors: list[BaseException] = []
+
+        def follow() -> None:
+            try:
+                f.projections.follow(poll=0.01, batch_size=5, stop=stop, on_progress=progress)
+            except BaseException as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        waiter = threading.Thread(target=follow)
+        waiter.start()
+        deadline = time.monotonic() + 30
+        while min(writer.projections.positions().values()) < total:
+            assert time.monotonic() < deadline, "the follower did not catch up"
+            assert errors == []
+            time.sleep(0.01)
+        stop.set()
+        waiter.join()
+        assert errors == []
+        assert [n for n, _ in seen] == [5, 5, 5, 1]
+        assert f.projections.dump() == _rebuilt(f)
+
+
 _FOLLOWER = textwrap.dedent(
     """
     import sys, time

@@ -1228,9 +1228,12 @@ def _project(ctx: Context) -> int:
     args = ctx.args
     ledger = ctx.ledger(projections="follow")
     if args.follow and not args.once:
+        done = 0
 
-        def progress(applied: int, position: int) -> None:
-            ctx.progress(f"applied {applied:,} events, at log position {position:,}")
+        def progress(batch: int, position: int) -> None:
+            nonlocal done
+            done += batch
+            ctx.progress(f"applied {done:,} events, at log position {position:,}")
 
         ledger.projections.follow(poll=args.poll, batch_size=args.batch_size,
                                   on_progress=progress)  # fmt: skip

@@ -364,17 +364,22 @@ class Projections:
     ) -> int:
         """Keep applying new events until ``stop`` is set; return how many were applied.
 
-        Checks for new events every ``poll`` seconds. ``on_progress(applied, position)``
-        is called after each round that applied something.
+        Applies one batch of ``batch_size`` events at a time, one transaction each;
+        once caught up, checks for new events every ``poll`` seconds. ``stop`` is
+        looked at between batches, so a follower catching up on a long log stops
+        within a batch of being asked to. ``on_progress(applied, position)`` is called
+        after each batch that applied something, with that batch's count.
         """
         stop = stop or threading.Event()
         total = 0
         while not stop.is_set():
-            applied = self.project(batch_size=batch_size)
+            applied = self.project(batch_size=batch_size, max_batches=1)
             total += applied
             if applied and on_progress is not None:
                 on_progress(applied, min(self.positions().values()))
-            stop.wait(poll)
+            if applied < batch_size:
+                # A short batch read everything up to the end of the log: caught up.
+                stop.wait(poll)
         return total
 
     def rebuild(

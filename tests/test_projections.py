@@ -6,12 +6,15 @@ Every expected figure below was counted by hand from the scenario's timeline in
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
 from caseledger import (
+    CaseloadEntry,
     ClosureReason,
     ConfigurationError,
     Deadlines,
@@ -86,6 +89,24 @@ def test_scenario_1_caseload_as_it_was_on_1_february(ledger: Ledger) -> None:
     # Everything was recorded on 1 March: the day before, the ledger knew nothing.
     assert ledger.caseload(as_of_recorded=date(2023, 2, 28)) == []
     assert len(ledger.caseload(as_of_recorded=date(2023, 3, 1))) == 1
+
+
+def test_caseload_entries_are_whole_dataclass_instances(ledger: Ledger) -> None:
+    # Entries are built without the dataclass's constructor: each must still carry
+    # exactly the declared fields, of the declared kinds, and equal a constructed one.
+    scenario_1(ledger)
+    entries = ledger.caseload(include_closed=True) + ledger.caseload(as_of=date(2023, 2, 1))
+    assert entries
+    names = {f.name for f in dataclasses.fields(CaseloadEntry)}
+    for entry in entries:
+        assert set(vars(entry)) == names
+        assert CaseloadEntry(**dataclasses.asdict(entry)) == entry
+        assert isinstance(entry.case_id, UUID)
+        assert isinstance(entry.stage, Stage)
+        assert entry.stage_since.tzinfo is not None
+        assert entry.opened_at.tzinfo is not None
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            entry.worker = "someone else"  # type: ignore[misc]
 
 
 def test_scenario_1_audit_trail_of_the_closed_case(ledger: Ledger, clock: FixedClock) -> None:

@@ -192,7 +192,9 @@ class Tx:
     def fetchall(self) -> list[tuple[Any, ...]]:
         """Rows of the last query, as tuples."""
         self._settle()
-        rows = self._cursor.fetchall()
+        rows: list[Any] = self._cursor.fetchall()
+        if not rows or type(rows[0]) is tuple:
+            return rows  # sqlite3's rows are tuples already (a log read fetches 100,000s)
         return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
 
     def fetchone(self) -> tuple[Any, ...] | None:

@@ -29,8 +29,8 @@ Python: exact, but it reads every transition rather than an index.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
@@ -72,7 +72,6 @@ from caseledger.projections.base import (
     Schema,
     chunks,
     fetch,
-    from_ts,
     placeholders,
 )
 from caseledger.projections.due import Deadlines, DueItem, due_on
@@ -939,61 +938,69 @@ def _fold_both(
 
 
 class _Times:
-    """Stored times read once per query: many cases share a meeting's or a day's time."""
+    """Stored times as datetimes, and their local days in the reporting timezone.
 
-    __slots__ = ("_days", "_moments", "tz")
+    Stored times are ISO text, which :meth:`datetime.fromisoformat` reads in C faster
+    than a Python-level cache of already-read ones could be asked (most of a
+    caseload's times are distinct anyway).
+    """
+
+    __slots__ = ("tz",)
 
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
-        self._moments: dict[str, datetime] = {}
-        self._days: dict[str, date] = {}
 
-    def moment(self, text: str) -> datetime:
-        found = self._moments.get(text)
-        if found is None:
-            found = self._moments[text] = from_ts(text)
-        return found
+    #: The datetime (in UTC) of a stored time (what :func:`from_ts` does, called directly).
+    moment = staticmethod(datetime.fromisoformat)
 
     def day_of(self, text: str) -> date:
-        found = self._days.get(text)
-        if found is None:
-            found = self._days[text] = self.moment(text).astimezone(self.tz).date()
-        return found
+        """The local day of a stored time."""
+        return datetime.fromisoformat(text).astimezone(self.tz).date()
 
 
 def dues_of(
     f: FoundCase, tz: tzinfo, deadlines: Deadlines, times: _Times | None = None
 ) -> list[tuple[str, date]]:
     """What is due on a found case state (see :func:`caseledger.projections.due.due_dates`)."""
-    s = f.state
-    day = _DueDays(s, f.last_check, (times or _Times(tz)).day_of)
-    return due_on(_STAGES[s.stage], s.track, day, deadlines)
+    return _Dues(times or _Times(tz), deadlines)(f)
 
 
-class _DueDays:
-    """The local day of a case state's stored time, by :func:`due_on`'s names for them."""
+class _Dues:
+    """What is due on found case states, asked one state after another.
 
-    __slots__ = ("day_of", "last_check", "state")
+    One per query: :func:`due_on` asks for the local days of only the stored times a
+    case's stage needs, read from the state being asked about.
+    """
 
-    def __init__(self, state: _State, last_check: str | None, day_of: Callable[[str], date]):
-        self.state = state
-        self.last_check = last_check
-        self.day_of = day_of
+    __slots__ = ("_last_check", "_state", "day_of", "deadlines")
 
-    def __call__(self, name: str) -> date | None:
-        text = self.last_check if name == "last_check" else getattr(self.state, _DUE_FIELDS[name])
+    def __init__(self, times: _Times, deadlines: Deadlines) -> None:
+        self.day_of = times.day_of
+        self.deadlines = deadlines
+        self._state: tuple[Any, ...] = ()
+        self._last_check: str | None = None
+
+    def __call__(self, f: FoundCase) -> list[tuple[str, date]]:
+        self._state, self._last_check = f.state, f.last_check
+        return due_on(_STAGES[f.state.stage], f.state.track, self._day, self.deadlines)
+
+    def _day(self, name: str) -> date | None:
+        text = self._last_check if name == "last_check" else self._state[_DUE_FIELDS[name]]
         return None if text is None else self.day_of(text)
 
 
-#: :func:`due_on`'s names for the state's stored times.
+#: Where :func:`due_on`'s names for the stored times sit in a state.
 _DUE_FIELDS = {
-    "intake": "intake_at",
-    "stage_since": "stage_since",
-    "assessed": "assessed_at",
-    "meeting": "meeting_at",
-    "plan": "plan_at",
-    "closed": "closed_at",
-    "follow_up": "follow_up_at",
+    name: _STATE_COLUMNS.index(column)
+    for name, column in (
+        ("intake", "intake_at"),
+        ("stage_since", "stage_since"),
+        ("assessed", "assessed_at"),
+        ("meeting", "meeting_at"),
+        ("plan", "plan_at"),
+        ("closed", "closed_at"),
+        ("follow_up", "follow_up_at"),
+    )
 }
 _STAGES = {stage.value: stage for stage in Stage}
 _TRACKS = {track.value: track for track in Track}
@@ -1001,62 +1008,63 @@ _LEVELS = {level.value: level for level in Level}
 _REASONS = {reason.value: reason for reason in ClosureReason}
 
 
-def _uuid(text: str) -> UUID:
-    # Stored ids are canonical by construction; UUID(text) re-checks every character.
-    return trusted_uuid(int(text.replace("-", ""), 16))
-
-
 def _entries(
     found: Sequence[FoundCase], reference: date, times: _Times, deadlines: Deadlines
 ) -> list[CaseloadEntry]:
     """Caseload entries for found states, in caseload order (district, dong, worker, intake).
 
-    Stored times are fixed-width UTC text, so ordering by the text orders by time.
+    Stored times are fixed-width UTC text, so ordering by the text orders by time. A
+    caseload builds thousands of entries, so this loop unpacks each state once and
+    fills each entry's fields directly (see :func:`_trusted_entry`).
     """
     ordered = sorted(found, key=_caseload_order)
-    moment, day_of, tz = times.moment, times.day_of, times.tz
+    moment, tz = times.moment, times.tz
     stages, tracks, levels, reasons = _STAGES, _TRACKS, _LEVELS, _REASONS
+    dues = _Dues(times, deadlines)
+    uuid_of, new_entry = trusted_uuid, _trusted_entry
     entries: list[CaseloadEntry] = []
     append = entries.append
-    make = _trusted_entry
     for f in ordered:
-        s = f.state
-        stage = stages[s.stage]
-        dues = dues_of(f, tz, deadlines, times)
-        first = dues[0] if len(dues) == 1 else min(dues, key=_due_order, default=None)
+        case_id, state, last_check = f
+        (household_id, dong, district, organisation, worker, stage, stage_since, track,
+         level, _opened, intake_at, _assessed, _classified, _plan, closed_at,
+         closure_reason, _meeting, _follow_up, reopened, _links) = state  # fmt: skip
+        due = dues(f)
+        first = due[0] if len(due) == 1 else min(due, key=_due_order, default=None)
+        since = moment(stage_since)
         append(
-            make(
-                _uuid(f.case_id),
-                _uuid(s.household_id),
-                s.dong,
-                s.district,
-                s.organisation,
-                s.worker,
-                stage,
-                tracks[s.track] if s.track else None,
-                levels[s.level] if s.level else None,
-                moment(s.stage_since),
-                max(0, (reference - day_of(s.stage_since)).days),
-                moment(s.intake_at),
-                moment(f.last_check) if f.last_check else None,
-                first[1] if first else None,
-                first[0] if first else None,
-                moment(s.closed_at) if s.closed_at else None,
-                reasons[s.closure_reason] if s.closure_reason else None,
-                s.reopened,
+            new_entry(
+                {
+                    # Stored ids are canonical by construction; UUID(text) re-checks them.
+                    "case_id": uuid_of(int(case_id.replace("-", ""), 16)),
+                    "household_id": uuid_of(int(household_id.replace("-", ""), 16)),
+                    "dong": dong,
+                    "district": district,
+                    "organisation": organisation,
+                    "worker": worker,
+                    "stage": stages[stage],
+                    "track": tracks[track] if track else None,
+                    "level": levels[level] if level else None,
+                    "stage_since": since,
+                    "days_in_stage": max(0, (reference - since.astimezone(tz).date()).days),
+                    "opened_at": moment(intake_at),
+                    "last_checked_at": moment(last_check) if last_check else None,
+                    "next_due": first[1] if first else None,
+                    "next_due_kind": first[0] if first else None,
+                    "closed_at": moment(closed_at) if closed_at else None,
+                    "closure_reason": reasons[closure_reason] if closure_reason else None,
+                    "reopened": reopened,
+                }
             )
         )
     return entries
 
 
-_ENTRY_FIELDS = tuple(field.name for field in fields(CaseloadEntry))
-
-
-def _trusted_entry(*values: Any) -> CaseloadEntry:
-    """A :class:`CaseloadEntry` of ``values`` in field order, set without the frozen
-    dataclass's one ``object.__setattr__`` per field (a caseload builds thousands)."""
+def _trusted_entry(values: dict[str, Any]) -> CaseloadEntry:
+    """A :class:`CaseloadEntry` of ``values`` (every field by name), set without the
+    frozen dataclass's one ``object.__setattr__`` per field (a caseload builds thousands)."""
     entry = object.__new__(CaseloadEntry)
-    entry.__dict__.update(zip(_ENTRY_FIELDS, values, strict=True))
+    entry.__dict__.update(values)
     return entry
 
 
@@ -1208,10 +1216,10 @@ def due_query(
         tx, schema, as_of=None, as_of_recorded=None, filters=filters, include_closed=True
     )
     items = []
-    times = _Times(tz)
+    dues = _Dues(_Times(tz), deadlines)
     for f in found:
         s = f.state
-        for kind, due_day in dues_of(f, tz, deadlines, times):
+        for kind, due_day in dues(f):
             late = (reference - due_day).days
             if overdue_only and late <= 0:
                 continue

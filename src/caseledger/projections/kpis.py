@@ -85,7 +85,7 @@ from caseledger.projections.base import (
     placeholders,
     ts,
 )
-from caseledger.projections.caseload import _Times, bucket_of, dues_of, open_states_at
+from caseledger.projections.caseload import _Dues, _Times, bucket_of, open_states_at
 from caseledger.projections.directory import organisation_places
 from caseledger.projections.due import Deadlines
 from caseledger.projections.periods import Period
@@ -525,7 +525,8 @@ def _measure(
     )
 
     per_worker: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    times = _Times(tz)  # stored times read once for the whole report
+    times = _Times(tz)
+    dues = _Dues(times, deadlines)
     for f in found:
         s = f.state
         key = getattr(s, by) if by else None
@@ -535,7 +536,7 @@ def _measure(
         age = (day - times.day_of(s.intake_at)).days
         m[f"open_caseload.duration.{_duration_bucket(age)}"] += 1
         per_worker[key][s.worker] += 1
-        for kind, due_on in dues_of(f, tz, deadlines, times):
+        for kind, due_on in dues(f):
             if kind == "service_check" and due_on < day:
                 m["overdue_checks"] += 1
     for key, workers in per_worker.items():

@@ -28,7 +28,8 @@ from caseledger import (
 )
 from caseledger.events import EVENT_CLASSES
 from caseledger.projections import PROJECTIONS
-from caseledger.projections.base import Projection
+from caseledger.projections import caseload as caseload_module
+from caseledger.projections.base import Projection, cutoff
 from caseledger.projections.meetings import Meetings
 from caseledger.values import TAXONOMY_VERSION
 from tests.conftest import MASTER_KEY, FixedClock
@@ -680,3 +681,33 @@ def _index_names(ledger: Ledger) -> set[str]:
             "SELECT indexname FROM pg_indexes WHERE schemaname = ?", (schema,)
         )
     return {row[0] for row in rows}
+
+
+def test_as_of_queries_on_postgresql_read_the_interval_index_and_restore_settings(
+    ledger: Ledger,
+) -> None:
+    # PostgreSQL's planner over-estimates how many versions an as-of moment has open and
+    # would read the whole table; the as-of query is planned with the partial interval
+    # index and without JIT, for that one statement only.
+    if ledger.store.dialect != "postgres":
+        pytest.skip("planner settings exist on PostgreSQL only")
+    s = scenario_1(ledger)
+    moment = cutoff(date(2023, 2, 1), ledger.projections.tz)
+    schema = ledger.projections.schema
+    with ledger.store.transaction(commit=False) as tx:
+        tx.execute("SELECT set_config('jit', 'on', true) AS a")
+        tx.fetchone()
+        found = caseload_module.open_states_at(
+            tx, schema, as_of=moment, as_of_recorded=None, filters={}, include_closed=False
+        )
+        tx.execute("SELECT current_setting('enable_seqscan') AS a, current_setting('jit') AS b")
+        assert tx.fetchone() == ("on", "on")  # as they were before the query
+        with caseload_module._planned_for_intervals(tx, schema, as_of=True):
+            tx.execute(
+                f"EXPLAIN SELECT v.case_id FROM {schema.t('caseledger_case_occurred')} v "
+                f"WHERE v.vfrom <= ? AND v.vto > ? AND v.stage <> 'closed'",
+                (moment, moment),
+            )
+            plan = "\n".join(str(row[0]) for row in tx.fetchall())
+    assert "caseledger_case_occurred_open" in plan
+    assert {f.case_id for f in found} == {str(s.resolved_case), str(s.medical_case)}

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any, ClassVar, NamedTuple
@@ -72,6 +73,7 @@ from caseledger.projections.base import (
     Schema,
     chunks,
     fetch,
+    fetch_one,
     placeholders,
 )
 from caseledger.projections.due import Deadlines, DueItem, due_on
@@ -885,9 +887,48 @@ def open_states_at(
         f"WHERE t.case_id = v.case_id AND t.kind = '{_CHECKED}'{check_cond}) "
         f"FROM {schema.t(table)} v WHERE {valid}{where}"
     )
-    tx.execute(sql, [*check_params, *valid_params, *params])
+    with _planned_for_intervals(tx, schema, as_of is not None or as_of_recorded is not None):
+        tx.execute(sql, [*check_params, *valid_params, *params])
+        rows = fetch(tx)
     # The rows are the state's columns in order.
-    return [_new(FoundCase, (row[0], _new(_State, row[1:-1]), row[-1])) for row in fetch(tx)]
+    return [_new(FoundCase, (row[0], _new(_State, row[1:-1]), row[-1])) for row in rows]
+
+
+#: PostgreSQL settings for an as-of query (see :func:`_planned_for_intervals`).
+_INTERVAL_SETTINGS = (("enable_seqscan", "off"), ("jit", "off"))
+
+
+@contextmanager
+def _planned_for_intervals(tx: Tx, schema: Schema, as_of: bool) -> Iterator[None]:
+    """On PostgreSQL, plan an as-of query with the partial interval indexes, without JIT.
+
+    The planner takes ``vfrom <= t`` and ``vto > t`` as independent, so it expects
+    several times the rows an as-of moment has open (32,460 for 4,216 on a
+    million-event ledger) and reads the whole version table instead of the index
+    (57 ms against 27–37 ms on the server), then compiles the plan with JIT (10–25 ms
+    more). The settings hold for this one statement: set with ``set_config(...,
+    true)`` inside the transaction and put back as they were after it (an error ends
+    the transaction, and the settings with it).
+    """
+    if schema.dialect != "postgres" or not as_of:
+        yield
+        return
+    names = [name for name, _ in _INTERVAL_SETTINGS]
+    # Named columns: rows from eventsourcing's connections are dicts by column name.
+    columns = ", ".join(f"current_setting(?) AS s{i}" for i in range(len(names)))
+    tx.execute("SELECT " + columns, names)
+    before = fetch_one(tx)
+    _set_locally(tx, _INTERVAL_SETTINGS)
+    yield
+    # Not on an error: the transaction ends then, and the settings with it.
+    if before is not None:
+        _set_locally(tx, tuple(zip(names, before, strict=True)))
+
+
+def _set_locally(tx: Tx, settings: Sequence[tuple[str, Any]]) -> None:
+    calls = ", ".join("set_config(?, ?, true)" for _ in settings)
+    tx.execute("SELECT " + calls, [v for pair in settings for v in pair])
+    fetch_one(tx)
 
 
 def _fold_both(

@@ -614,6 +614,25 @@ def test_cli_secret_file_gives_stable_pseudonyms(db: str, tmp_path: Path) -> Non
     assert not UUID_TEXT.search(" ".join(outputs[0]))
 
 
+def test_cli_refused_export_leaves_no_new_secret_file(db: str, tmp_path: Path) -> None:
+    key = tmp_path / "study.key"
+    # OCEL has no cases table: refused by the export, after the options were read.
+    code, _, err = run("--db", db, "export", "--format", "ocel", "--table", "cases",
+                       "--out", str(tmp_path / "x.json"), "--secret-file", str(key))  # fmt: skip
+    assert code == 1
+    assert "OCEL" in err
+    assert "created the pseudonym key file" not in err
+    assert not key.exists()
+    assert not (tmp_path / "x.json").exists()
+    # A key file that was already there stays as it was.
+    key.write_bytes(bytes(range(32)))
+    code, _, err = run("--db", db, "export", "--format", "ocel", "--table", "cases",
+                       "--out", str(tmp_path / "x.json"), "--secret-file", str(key))  # fmt: skip
+    assert code == 1
+    assert "OCEL" in err
+    assert key.read_bytes() == bytes(range(32))
+
+
 def test_cli_export_shows_a_progress_bar_on_stderr_only_when_asked(db: str, tmp_path: Path) -> None:
     runs = []
     for flags in ((), ("--no-progress",), ("--progress",)):

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from caseledger._format import write_record
@@ -18,7 +19,9 @@ from caseledger.export.deidentify import DEFAULT_MIN_CELL, load_secret
 from caseledger.projections.kpis import BY
 
 if TYPE_CHECKING:
+    from caseledger.application import Ledger
     from caseledger.cli import Context
+    from caseledger.export import ExportSummary
 
 __all__ = ["DESCRIPTION", "EXPORT_FORMATS", "export_arguments", "format_for", "run_export"]
 
@@ -134,33 +137,22 @@ def run_export(ctx: Context) -> int:
         raise CommandLineError(msg, exit_code=2)
     ledger = ctx.ledger()
     secret = None
+    created = False
     if args.secret_file:
         if args.deidentify is False:
             raise CommandLineError("--secret-file is for de-identified exports", exit_code=2)
         secret, created = load_secret(args.secret_file)
-        if created:
-            ctx.err.write(
-                f"caseledger: created the pseudonym key file {args.secret_file}; keep it apart "
-                "from the exports\n"
-            )
         args.deidentify = True if args.deidentify is None else args.deidentify
-    with ctx.progress_bar(len(ledger)) as bar:
-        if fmt != "ocel" and args.table == "kpis":
-            bar.show = False  # the kpis table reads the read models, not the log
-        summary = ledger.export(
-            args.out,
-            format=fmt,
-            table=args.table,
-            deidentify=args.deidentify,
-            coarsen_dates=args.coarsen_dates,
-            min_cell=args.min_cell,
-            secret=secret,
-            as_of=args.as_of,
-            period=args.period,
-            by=args.by,
-            account=args.account,
-            reason=args.reason,
-            on_progress=bar.update,
+    try:
+        summary = _export(ctx, ledger, fmt, secret)
+    except BaseException:
+        if created:  # a refused or failed export leaves no new key file behind
+            Path(args.secret_file).unlink(missing_ok=True)
+        raise
+    if created:
+        ctx.err.write(
+            f"caseledger: created the pseudonym key file {args.secret_file}; keep it apart "
+            "from the exports\n"
         )
     data = {
         "file": str(summary.path),
@@ -175,3 +167,25 @@ def run_export(ctx: Context) -> int:
         data["objects"] = ", ".join(f"{k} {v:,}" for k, v in summary.objects.items() if v)
     write_record(ctx.out, data, "table")
     return 0
+
+
+def _export(ctx: Context, ledger: Ledger, fmt: str, secret: bytes | None) -> ExportSummary:
+    args = ctx.args
+    with ctx.progress_bar(len(ledger)) as bar:
+        if fmt != "ocel" and args.table == "kpis":
+            bar.show = False  # the kpis table reads the read models, not the log
+        return ledger.export(
+            args.out,
+            format=fmt,
+            table=args.table,
+            deidentify=args.deidentify,
+            coarsen_dates=args.coarsen_dates,
+            min_cell=args.min_cell,
+            secret=secret,
+            as_of=args.as_of,
+            period=args.period,
+            by=args.by,
+            account=args.account,
+            reason=args.reason,
+            on_progress=bar.update,
+        )

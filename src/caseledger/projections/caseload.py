@@ -74,6 +74,7 @@ from caseledger.projections.base import (
     chunks,
     fetch,
     fetch_one,
+    local_date,
     placeholders,
 )
 from caseledger.projections.due import Deadlines, DueItem, due_on
@@ -978,32 +979,9 @@ def _fold_both(
     return keep
 
 
-class _Times:
-    """Stored times as datetimes, and their local days in the reporting timezone.
-
-    Stored times are ISO text, which :meth:`datetime.fromisoformat` reads in C faster
-    than a Python-level cache of already-read ones could be asked (most of a
-    caseload's times are distinct anyway).
-    """
-
-    __slots__ = ("tz",)
-
-    def __init__(self, tz: tzinfo) -> None:
-        self.tz = tz
-
-    #: The datetime (in UTC) of a stored time (what :func:`from_ts` does, called directly).
-    moment = staticmethod(datetime.fromisoformat)
-
-    def day_of(self, text: str) -> date:
-        """The local day of a stored time."""
-        return datetime.fromisoformat(text).astimezone(self.tz).date()
-
-
-def dues_of(
-    f: FoundCase, tz: tzinfo, deadlines: Deadlines, times: _Times | None = None
-) -> list[tuple[str, date]]:
+def dues_of(f: FoundCase, tz: tzinfo, deadlines: Deadlines) -> list[tuple[str, date]]:
     """What is due on a found case state (see :func:`caseledger.projections.due.due_dates`)."""
-    return _Dues(times or _Times(tz), deadlines)(f)
+    return _Dues(tz, deadlines)(f)
 
 
 class _Dues:
@@ -1013,10 +991,10 @@ class _Dues:
     case's stage needs, read from the state being asked about.
     """
 
-    __slots__ = ("_last_check", "_state", "day_of", "deadlines")
+    __slots__ = ("_last_check", "_state", "deadlines", "tz")
 
-    def __init__(self, times: _Times, deadlines: Deadlines) -> None:
-        self.day_of = times.day_of
+    def __init__(self, tz: tzinfo, deadlines: Deadlines) -> None:
+        self.tz = tz
         self.deadlines = deadlines
         self._state: tuple[Any, ...] = ()
         self._last_check: str | None = None
@@ -1027,7 +1005,7 @@ class _Dues:
 
     def _day(self, name: str) -> date | None:
         text = self._last_check if name == "last_check" else self._state[_DUE_FIELDS[name]]
-        return None if text is None else self.day_of(text)
+        return None if text is None else local_date(text, self.tz)
 
 
 #: Where :func:`due_on`'s names for the stored times sit in a state.
@@ -1050,7 +1028,7 @@ _REASONS = {reason.value: reason for reason in ClosureReason}
 
 
 def _entries(
-    found: Sequence[FoundCase], reference: date, times: _Times, deadlines: Deadlines
+    found: Sequence[FoundCase], reference: date, tz: tzinfo, deadlines: Deadlines
 ) -> list[CaseloadEntry]:
     """Caseload entries for found states, in caseload order (district, dong, worker, intake).
 
@@ -1059,9 +1037,11 @@ def _entries(
     fills each entry's fields directly (see :func:`_trusted_entry`).
     """
     ordered = sorted(found, key=_caseload_order)
-    moment, tz = times.moment, times.tz
+    # from_ts, bound directly: stored times are ISO text, read in C (most of a
+    # caseload's times are distinct, so a cache of read ones would cost more than it saves).
+    moment = datetime.fromisoformat
     stages, tracks, levels, reasons = _STAGES, _TRACKS, _LEVELS, _REASONS
-    dues = _Dues(times, deadlines)
+    dues = _Dues(tz, deadlines)
     uuid_of, new_entry = trusted_uuid, _trusted_entry
     entries: list[CaseloadEntry] = []
     append = entries.append
@@ -1163,7 +1143,7 @@ def caseload_query(
         filters=filters,
         include_closed=include_closed or stage == Stage.CLOSED or case_id is not None,
     )
-    return _entries(found, reference, _Times(tz), deadlines)
+    return _entries(found, reference, tz, deadlines)
 
 
 def case_state_query(
@@ -1257,7 +1237,7 @@ def due_query(
         tx, schema, as_of=None, as_of_recorded=None, filters=filters, include_closed=True
     )
     items = []
-    dues = _Dues(_Times(tz), deadlines)
+    dues = _Dues(tz, deadlines)
     for f in found:
         s = f.state
         for kind, due_day in dues(f):

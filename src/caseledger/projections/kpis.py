@@ -85,7 +85,7 @@ from caseledger.projections.base import (
     placeholders,
     ts,
 )
-from caseledger.projections.caseload import _Dues, _Times, bucket_of, open_states_at
+from caseledger.projections.caseload import _Dues, bucket_of, open_states_at
 from caseledger.projections.directory import organisation_places
 from caseledger.projections.due import Deadlines
 from caseledger.projections.periods import Period
@@ -525,15 +525,14 @@ def _measure(
     )
 
     per_worker: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    times = _Times(tz)
-    dues = _Dues(times, deadlines)
+    dues = _Dues(tz, deadlines)
     for f in found:
         s = f.state
         key = getattr(s, by) if by else None
         m = out[key]
         m["open_caseload"] += 1
         m[f"open_caseload.stage.{s.stage}"] += 1
-        age = (day - times.day_of(s.intake_at)).days
+        age = (day - local_date(s.intake_at, tz)).days
         m[f"open_caseload.duration.{_duration_bucket(age)}"] += 1
         per_worker[key][s.worker] += 1
         for kind, due_on in dues(f):
